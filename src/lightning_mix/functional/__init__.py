@@ -1,0 +1,32 @@
+"""Pure tensor kernels for CutMix and MixUp: sampling, in-place mixing and target construction.
+
+Nothing here imports Lightning. The callback, the loss and the metric are built on these functions, and they
+can be used on their own in any training loop.
+
+Example:
+    >>> import torch
+    >>> from lightning_mix import functional as LF
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x, y = torch.rand(8, 3, 32, 32), torch.randint(10, (8,), generator=g)
+    >>> params = LF.sample_mix_params(8, x.shape[-2:], cutmix_alpha=1.0, mode="elem", generator=g)
+    >>> x = LF.mix_(x, params)
+    >>> soft = LF.mix_target(y, params, num_classes=10)
+    >>> soft.shape
+    torch.Size([8, 10])
+"""
+
+from lightning_mix.functional.mixing import Workspace, box_mask, default_cut_dims, mix_
+from lightning_mix.functional.params import MixParams, sample_mix_params, sample_partners
+from lightning_mix.functional.targets import mix_target, one_hot
+
+__all__ = [
+    "MixParams",
+    "Workspace",
+    "box_mask",
+    "default_cut_dims",
+    "mix_",
+    "mix_target",
+    "one_hot",
+    "sample_mix_params",
+    "sample_partners",
+]

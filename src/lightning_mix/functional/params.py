@@ -1,0 +1,249 @@
+"""Sampling of the per-sample mixing parameters: partner, λ, op, whether to mix, and the CutMix box.
+
+Everything is drawn with one explicit :class:`torch.Generator` on the generator's device, as tensors: no value
+is ever read back to the host, so sampling never synchronises with an accelerator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from lightning_mix.functional._checks import check_alpha, check_choice, check_minmax, check_probability, expected
+
+__all__ = ["MixParams", "sample_mix_params", "sample_partners"]
+
+Mode = Literal["batch", "elem"]
+
+
+@dataclass(frozen=True)
+class MixParams:
+    """The parameters of one mixing step, one entry per sample.
+
+    Attributes:
+        lam: ``(B,)`` float32, the weight of the sample's own pixels and own target. For CutMix it is
+            ``1 - pasted_area / total_area`` when ``correct_lam`` is on; 1 for samples left unmixed.
+        partner: ``(B,)`` int64, the index of the sample whose pixels and target are mixed in.
+        cutmix: ``(B,)`` bool, True where the sample was (or would have been) mixed by CutMix, False for MixUp.
+        mixed: ``(B,)`` bool, True where the sample is mixed at all (``prob`` and batch size 1 decide).
+        box: ``(B, D, 2)`` int64, the pasted CutMix box as half-open ``[start, stop)`` ranges along the D cut
+            dimensions; empty (``start == stop == 0``) where the sample is not mixed by CutMix.
+        cut_sizes: sizes of the cut dimensions the boxes were drawn for.
+        has_mixup: whether the configuration can produce MixUp samples (a static, host-side flag).
+        has_cutmix: whether the configuration can produce CutMix samples (a static, host-side flag).
+    """
+
+    lam: Tensor
+    partner: Tensor
+    cutmix: Tensor
+    mixed: Tensor
+    box: Tensor
+    cut_sizes: tuple[int, ...]
+    has_mixup: bool
+    has_cutmix: bool
+
+    @property
+    def batch_size(self) -> int:
+        """The number of samples the parameters were drawn for."""
+        return int(self.lam.shape[0])
+
+    def to(self, device: torch.device | str) -> MixParams:
+        """Return the parameters on ``device`` (non-blocking copies)."""
+        move = {
+            name: getattr(self, name).to(device, non_blocking=True)
+            for name in ("lam", "partner", "cutmix", "mixed", "box")
+        }
+        return MixParams(**move, cut_sizes=self.cut_sizes, has_mixup=self.has_mixup, has_cutmix=self.has_cutmix)
+
+
+def sample_partners(
+    batch_size: int, *, generator: torch.Generator | None = None, device: torch.device | None = None
+) -> Tensor:
+    """Draw a random pairing of the batch in which partners swap.
+
+    The samples are shuffled and paired two by two, so ``partner[partner[i]] == i`` for every sample but,
+    when the batch size is odd, the last one in shuffled order, which borrows from the first. Nobody is paired
+    with itself unless ``batch_size == 1``. The pairing does not depend on the loader's order.
+
+    Args:
+        batch_size: number of samples, at least 1.
+        generator: source of randomness; its device is used when ``device`` is None.
+        device: where to build the index.
+
+    Returns:
+        ``(batch_size,)`` int64 partner indices.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> partner = sample_partners(6, generator=g)
+        >>> bool((partner[partner] == torch.arange(6)).all()), bool((partner != torch.arange(6)).all())
+        (True, True)
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(expected("batch_size", "an int >= 1", batch_size))
+    device = device if device is not None else (generator.device if generator is not None else None)
+    order = torch.randperm(batch_size, generator=generator, device=device)
+    slot = torch.arange(batch_size, device=device) ^ 1  # 2k <-> 2k + 1
+    if batch_size % 2:
+        slot[-1] = 0  # the odd one out borrows from the first sample in shuffled order
+    partner = torch.empty_like(order)
+    partner[order] = order[slot]
+    return partner
+
+
+def _beta(alpha: float, n: int, generator: torch.Generator | None, device: torch.device | None) -> Tensor:
+    concentration = torch.full((n, 2), alpha, dtype=torch.float32, device=device)
+    return torch._sample_dirichlet(concentration, generator=generator)[:, 0]
+
+
+def _uniform(n: int, generator: torch.Generator | None, device: torch.device | None) -> Tensor:
+    return torch.rand(n, generator=generator, device=device)
+
+
+def _paper_boxes(
+    lam: Tensor, cut_sizes: Sequence[int], generator: torch.Generator | None, device: torch.device | None
+) -> Tensor:
+    """Boxes of side ``S * (1 - lam) ** (1 / D)`` at a uniform centre pixel, clipped to the image."""
+    ratio = (1.0 - lam).clamp_(0.0, 1.0).pow(1.0 / len(cut_sizes))
+    sides = []
+    for size in cut_sizes:
+        cut = torch.round(ratio * size).long()
+        centre = torch.randint(size, lam.shape, generator=generator, device=device)
+        start = centre - cut // 2
+        sides.append(torch.stack((start, start + cut), dim=-1).clamp_(0, size))
+    return torch.stack(sides, dim=1)
+
+
+def _minmax_boxes(
+    n: int,
+    minmax: tuple[float, float],
+    cut_sizes: Sequence[int],
+    generator: torch.Generator | None,
+    device: torch.device | None,
+) -> Tensor:
+    """Boxes whose side ratios are uniform in ``[lo, hi]`` per dimension, placed fully inside the image."""
+    lo, hi = minmax
+    sides = []
+    for size in cut_sizes:
+        ratio = lo + (hi - lo) * _uniform(n, generator, device)
+        cut = torch.round(ratio * size).long().clamp_(1, size)
+        start = torch.floor(_uniform(n, generator, device) * (size - cut + 1)).long()
+        sides.append(torch.stack((start, start + cut), dim=-1))
+    return torch.stack(sides, dim=1)
+
+
+def sample_mix_params(
+    batch_size: int,
+    cut_sizes: Sequence[int],
+    *,
+    mixup_alpha: float = 0.0,
+    cutmix_alpha: float = 0.0,
+    prob: float = 1.0,
+    switch_prob: float = 0.5,
+    mode: Mode = "batch",
+    correct_lam: bool = True,
+    cutmix_minmax: tuple[float, float] | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> MixParams:
+    """Draw the mixing parameters of one batch.
+
+    In ``mode="batch"`` one λ, one box, one op and one apply decision serve the whole batch, as in the papers;
+    in ``mode="elem"`` every sample draws its own. λ ~ Beta(α, α) with the α of the chosen op. A CutMix box
+    has side ``S * sqrt(1 - λ)`` along each of two cut dimensions (``S * (1 - λ)`` along one, the cube root
+    along three), a centre uniform over every position including the edges, and is clipped to the image; with
+    ``correct_lam`` the reported λ is ``1 - kept_box_area / area``. With ``cutmix_minmax=(lo, hi)`` the side
+    ratios are drawn uniformly from ``[lo, hi]`` instead, the box stays inside the image, and λ is always the
+    corrected one.
+
+    Args:
+        batch_size: number of samples B (any B >= 1; B = 1 is never mixed and reports λ = 1).
+        cut_sizes: sizes of the dimensions CutMix cuts along, e.g. ``(H, W)``; may be empty when CutMix is off.
+        mixup_alpha: Beta concentration for MixUp; 0 disables MixUp.
+        cutmix_alpha: Beta concentration for CutMix; 0 disables CutMix unless ``cutmix_minmax`` is set.
+        prob: probability of mixing, per batch in ``"batch"`` mode and per sample in ``"elem"`` mode.
+        switch_prob: probability of CutMix rather than MixUp when both are enabled.
+        mode: ``"batch"`` or ``"elem"``.
+        correct_lam: report the λ of the box actually kept after clipping (always on with ``cutmix_minmax``).
+        cutmix_minmax: optional ``(lo, hi)`` bounds for box side ratios; enables CutMix on its own.
+        generator: the source of randomness; defaults to PyTorch's global generator of ``device``.
+        device: where to create the parameters; defaults to the generator's device.
+
+    Returns:
+        A :class:`MixParams`.
+
+    Raises:
+        ValueError: if an argument is out of range or no method is enabled.
+        TypeError: if an argument has the wrong type.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> p = sample_mix_params(4, (32, 32), cutmix_alpha=1.0, mode="elem", generator=g)
+        >>> p.lam.shape, p.box.shape, p.lam.dtype
+        (torch.Size([4]), torch.Size([4, 2, 2]), torch.float32)
+        >>> area = (p.box[..., 1] - p.box[..., 0]).prod(dim=1)
+        >>> torch.allclose(p.lam, 1 - area / 1024)
+        True
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(expected("batch_size", "an int >= 1", batch_size))
+    mixup_alpha = check_alpha("mixup_alpha", mixup_alpha)
+    cutmix_alpha = check_alpha("cutmix_alpha", cutmix_alpha)
+    prob = check_probability("prob", prob)
+    switch_prob = check_probability("switch_prob", switch_prob)
+    check_choice("mode", mode, ("batch", "elem"))
+    minmax = check_minmax("cutmix_minmax", cutmix_minmax)
+    has_mixup = mixup_alpha > 0
+    has_cutmix = cutmix_alpha > 0 or minmax is not None
+    if not (has_mixup or has_cutmix):
+        raise ValueError(
+            expected("mixup_alpha or cutmix_alpha", "> 0", (mixup_alpha, cutmix_alpha), "Enable at least one method.")
+        )
+    cut_sizes = tuple(int(s) for s in cut_sizes)
+    if has_cutmix and (not cut_sizes or min(cut_sizes) < 1):
+        raise ValueError(expected("cut_sizes", "one or more positive sizes when CutMix is enabled", cut_sizes))
+
+    dev = torch.device(device) if device is not None else (generator.device if generator is not None else None)
+    n = batch_size if mode == "elem" else 1
+
+    mixed = _uniform(n, generator, dev) < prob
+    if has_mixup and has_cutmix:
+        cutmix = _uniform(n, generator, dev) < switch_prob
+    else:
+        cutmix = torch.full((n,), has_cutmix, dtype=torch.bool, device=dev)
+
+    lam = _beta(mixup_alpha, n, generator, dev) if has_mixup else torch.ones(n, device=dev)
+    box = torch.zeros((n, len(cut_sizes), 2), dtype=torch.long, device=dev)
+    if has_cutmix:
+        if minmax is not None:
+            box = _minmax_boxes(n, minmax, cut_sizes, generator, dev)
+            lam_cut = None
+        else:
+            lam_cut = _beta(cutmix_alpha, n, generator, dev)
+            box = _paper_boxes(lam_cut, cut_sizes, generator, dev)
+        if lam_cut is None or correct_lam:
+            area = (box[..., 1] - box[..., 0]).prod(dim=1).to(torch.float32)
+            lam_cut = 1.0 - area / float(torch.Size(cut_sizes).numel())
+        lam = torch.where(cutmix, lam_cut, lam)
+
+    partner = sample_partners(batch_size, generator=generator, device=dev)
+    if n != batch_size:
+        mixed, cutmix, lam, box = (t.expand(batch_size, *t.shape[1:]) for t in (mixed, cutmix, lam, box))
+    if batch_size == 1:
+        mixed = torch.zeros_like(mixed)
+    box = box * (mixed & cutmix)[:, None, None]
+    lam = torch.where(mixed, lam, 1.0)
+    return MixParams(
+        lam=lam.contiguous(),
+        partner=partner,
+        cutmix=cutmix.contiguous(),
+        mixed=mixed.contiguous(),
+        box=box.contiguous(),
+        cut_sizes=cut_sizes,
+        has_mixup=has_mixup,
+        has_cutmix=has_cutmix,
+    )

@@ -1,0 +1,138 @@
+"""Soft targets: class indices to (smoothed) one-hot rows, and mixing of targets with the pixels' λ."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lightning_mix.functional._checks import check_probability, expected
+from lightning_mix.functional.params import MixParams
+
+__all__ = ["mix_target", "one_hot"]
+
+
+def _check_num_classes(num_classes: int | None) -> int:
+    if num_classes is None:
+        raise ValueError(
+            expected(
+                "num_classes",
+                "an int >= 1 when targets are class indices",
+                None,
+                "Pass `num_classes` so the indices can be one-hot encoded.",
+            )
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(expected("num_classes", "an int >= 1", num_classes))
+    return num_classes
+
+
+def _check_index_range(target: Tensor, num_classes: int) -> None:
+    if target.numel() and bool(((target < 0) | (target >= num_classes)).any()):
+        bad = target[(target < 0) | (target >= num_classes)][:5].tolist()
+        raise ValueError(
+            expected("target", f"class indices in [0, {num_classes})", f"values such as {bad}", "Check `num_classes`.")
+        )
+
+
+def one_hot(
+    target: Tensor, num_classes: int | None, *, label_smoothing: float = 0.0, validate_args: bool = True
+) -> Tensor:
+    """Encode class indices ``(B,)`` as float32 rows ``(B, C)``, optionally label-smoothed.
+
+    With smoothing ε the true class gets ``1 − ε + ε/C`` and every other class ``ε/C``; rows sum to 1.
+
+    Args:
+        target: int64/int32 class indices of shape ``(B,)``.
+        num_classes: the number of classes C.
+        label_smoothing: ε in [0, 1].
+        validate_args: check that every index is in ``[0, C)``. This reads the values, which on an
+            accelerator waits for the device; turn it off in a hot loop once the data are known to be good.
+
+    Returns:
+        A float32 tensor ``(B, C)`` on the target's device.
+
+    Raises:
+        ValueError: if ``num_classes`` is missing or an index is out of range.
+        TypeError: if ``target`` is not an integer tensor.
+
+    Example:
+        >>> one_hot(torch.tensor([0, 2]), 3, label_smoothing=0.3)
+        tensor([[0.8000, 0.1000, 0.1000],
+                [0.1000, 0.1000, 0.8000]])
+    """
+    classes = _check_num_classes(num_classes)
+    eps = check_probability("label_smoothing", label_smoothing)
+    if not isinstance(target, Tensor) or target.dtype.is_floating_point or target.dtype == torch.bool:
+        raise TypeError(expected("target", "an integer tensor of class indices", getattr(target, "dtype", target)))
+    if validate_args:
+        _check_index_range(target, classes)
+    off = eps / classes
+    out = torch.full((*target.shape, classes), off, dtype=torch.float32, device=target.device)
+    return out.scatter_(-1, target.long().unsqueeze(-1), 1.0 - eps + off)
+
+
+def mix_target(
+    target: Tensor,
+    params: MixParams,
+    *,
+    num_classes: int | None = None,
+    label_smoothing: float = 0.0,
+    validate_args: bool = True,
+) -> Tensor:
+    """Mix targets with the λ used for the pixels: ``t_i <- λ_i·t_i + (1 − λ_i)·t_partner(i)``.
+
+    Class indices ``(B,)`` are first one-hot encoded (with optional label smoothing, the one place this library
+    applies it). Dense float targets ``(B, C)`` (probabilities, one-hot or multi-hot; bool accepted) are mixed as
+    they are; smooth them yourself if you want that, since smoothing multi-hot rows has no single meaning.
+
+    Args:
+        target: ``(B,)`` integer class indices, or ``(B, C)`` floating or bool dense targets.
+        params: the parameters used for the pixels.
+        num_classes: C; required for class indices, checked against the width of dense targets.
+        label_smoothing: ε for class indices; must be 0 for dense targets.
+        validate_args: check index ranges (see :func:`one_hot`).
+
+    Returns:
+        A new float32 ``(B, C)`` tensor on the target's device.
+
+    Raises:
+        ValueError: for a batch-size, width or range mismatch, or a missing ``num_classes``.
+        TypeError: for a target that is neither integer ``(B,)`` nor dense ``(B, C)``.
+
+    Example:
+        >>> from lightning_mix.functional.params import sample_mix_params
+        >>> p = sample_mix_params(2, (), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
+        >>> t = mix_target(torch.tensor([0, 1]), p, num_classes=2)
+        >>> torch.allclose(t.sum(1), torch.ones(2)), torch.allclose(t[0, 0], p.lam[0])
+        (True, True)
+    """
+    if not isinstance(target, Tensor):
+        raise TypeError(expected("target", "a torch.Tensor", type(target).__name__))
+    if target.ndim == 0 or target.shape[0] != params.batch_size:
+        raise ValueError(expected("target.shape[0]", f"the batch size {params.batch_size}", tuple(target.shape), ""))
+    if target.ndim == 1 and not (target.dtype.is_floating_point or target.dtype == torch.bool):
+        dense = one_hot(target, num_classes, label_smoothing=label_smoothing, validate_args=validate_args)
+    elif target.ndim == 2 and (target.dtype.is_floating_point or target.dtype == torch.bool):
+        if num_classes is not None and target.shape[1] != num_classes:
+            raise ValueError(expected("target.shape[1]", f"num_classes ({num_classes})", target.shape[1]))
+        if check_probability("label_smoothing", label_smoothing) > 0:
+            raise ValueError(
+                expected(
+                    "label_smoothing",
+                    "0 for dense targets",
+                    label_smoothing,
+                    "Smooth dense targets before mixing, or pass class indices.",
+                )
+            )
+        dense = target.to(torch.float32)
+    else:
+        raise TypeError(
+            expected(
+                "target",
+                "integer class indices of shape (B,) or floating/bool dense targets of shape (B, C)",
+                f"{target.dtype} of shape {tuple(target.shape)}",
+            )
+        )
+    lam = params.lam.to(dense.device, non_blocking=True).unsqueeze(1)
+    partner = params.partner.to(dense.device, non_blocking=True)
+    return torch.lerp(dense, dense.index_select(0, partner), 1.0 - lam)
