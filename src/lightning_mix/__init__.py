@@ -2,7 +2,16 @@
 
 from lightning_mix import functional
 from lightning_mix.functional import MixParams
+from lightning_mix.loss import SoftTargetBCELoss, SoftTargetLoss
+from lightning_mix.metrics import MixedAccuracy
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["MixParams", "__version__", "functional"]
+__all__ = [
+    "MixParams",
+    "MixedAccuracy",
+    "SoftTargetBCELoss",
+    "SoftTargetLoss",
+    "__version__",
+    "functional",
+]

@@ -15,6 +15,8 @@ Example:
     torch.Size([8, 10])
 """
 
+from lightning_mix.functional.accuracy import mixed_accuracy
+from lightning_mix.functional.loss import mixed_loss, soft_target_binary_cross_entropy, soft_target_cross_entropy
 from lightning_mix.functional.mixing import Workspace, box_mask, default_cut_dims, mix_
 from lightning_mix.functional.params import MixParams, sample_mix_params, sample_partners
 from lightning_mix.functional.targets import mix_target, one_hot
@@ -26,7 +28,11 @@ __all__ = [
     "default_cut_dims",
     "mix_",
     "mix_target",
+    "mixed_accuracy",
+    "mixed_loss",
     "one_hot",
     "sample_mix_params",
     "sample_partners",
+    "soft_target_binary_cross_entropy",
+    "soft_target_cross_entropy",
 ]
