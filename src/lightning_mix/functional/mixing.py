@@ -10,7 +10,7 @@ from torch import Tensor
 from lightning_mix.functional._checks import expected
 from lightning_mix.functional.params import MixParams
 
-__all__ = ["Workspace", "box_mask", "default_cut_dims", "mix_"]
+__all__ = ["Workspace", "box_mask", "default_cut_dims", "mix_", "pixel_weight"]
 
 _EXACT_FLOATS = (torch.float32, torch.float64)
 
@@ -70,6 +70,34 @@ def box_mask(params: MixParams, shape: Sequence[int], cut_dims: Sequence[int]) -
     return mask
 
 
+def pixel_weight(params: MixParams, shape: Sequence[int], cut_dims: Sequence[int]) -> Tensor:
+    """The weight of the partner at every position: ``1 − λ`` for MixUp, the box mask for CutMix, 0 unmixed.
+
+    Mixing is then ``x + w·(x_partner − x)`` everywhere, for pixels and per-pixel targets alike.
+
+    Args:
+        params: the parameters of the step.
+        shape: the batch's shape ``(B, ...)``.
+        cut_dims: negative dimensions the boxes span.
+
+    Returns:
+        A float32 tensor broadcastable against ``shape`` (size 1 along dimensions nothing varies on).
+
+    Example:
+        >>> from lightning_mix.functional.params import sample_mix_params
+        >>> p = sample_mix_params(2, (), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
+        >>> w = pixel_weight(p, (2, 3, 4, 4), (-2, -1))
+        >>> w.shape, torch.allclose(w.flatten(), 1 - p.lam)
+        (torch.Size([2, 1, 1, 1]), True)
+    """
+    lead = (-1,) + (1,) * (len(shape) - 1)
+    weight = (1.0 - params.lam).view(lead)
+    if params.has_cutmix:
+        cut = box_mask(params, shape, cut_dims).to(weight.dtype)
+        weight = torch.where(params.cutmix.view(lead), cut, weight)
+    return weight * params.mixed.view(lead)
+
+
 class Workspace:
     """A scratch buffer reused across steps, so mixing allocates no batch-sized tensor per call.
 
@@ -101,19 +129,17 @@ class Workspace:
         return buf
 
 
-def _check_batch(x: Tensor, params: MixParams, dims: tuple[int, ...]) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(expected("input", "a torch.Tensor", type(x).__name__))
+def _check_batch(x: Tensor, params: MixParams, dims: tuple[int, ...], name: str = "input") -> None:
     if x.shape[0] != params.batch_size:
         raise ValueError(
-            expected("input.shape[0]", f"the batch size of the parameters ({params.batch_size})", x.shape[0])
+            expected(f"{name}.shape[0]", f"the batch size of the parameters ({params.batch_size})", x.shape[0])
         )
     if params.has_cutmix:
         sizes = tuple(int(x.shape[d]) for d in dims)
         if sizes != params.cut_sizes:
             raise ValueError(
                 expected(
-                    f"the sizes of input dims {dims}",
+                    f"the sizes of {name} dims {dims}",
                     f"the sizes the boxes were drawn for, {params.cut_sizes}",
                     sizes,
                     "Sample the parameters with the input's sizes along `cut_dims`.",
@@ -157,20 +183,17 @@ def mix_(
         >>> torch.allclose(y[0], 1 - p.lam[0].expand(1, 4, 4))
         True
     """
+    if not isinstance(x, Tensor):
+        raise TypeError(expected("input", "a torch.Tensor", type(x).__name__))
     dims = _normalise_cut_dims(cut_dims if cut_dims is not None else default_cut_dims(x.ndim), x.ndim)
     _check_batch(x, params, dims)
     partner = params.partner.to(x.device, non_blocking=True)
-    lead = (-1,) + (1,) * (x.ndim - 1)
     if not params.has_mixup:  # only copies: exact for every dtype, no arithmetic
         mask = box_mask(params, x.shape, dims).to(x.device, non_blocking=True)
         donor = torch.index_select(x, 0, partner, out=_buffer(workspace, x, x.dtype))
         return torch.where(mask, donor, x, out=x)
 
-    weight = (1.0 - params.lam).view(lead)
-    if params.has_cutmix:
-        cut = box_mask(params, x.shape, dims).to(weight.dtype)
-        weight = torch.where(params.cutmix.view(lead), cut, weight)
-    weight = (weight * params.mixed.view(lead)).to(x.device, non_blocking=True)
+    weight = pixel_weight(params, x.shape, dims).to(x.device, non_blocking=True)
     if x.dtype in _EXACT_FLOATS:
         donor = torch.index_select(x, 0, partner, out=_buffer(workspace, x, x.dtype))
         return x.lerp_(donor, weight.to(x.dtype))

@@ -96,8 +96,9 @@ def sample_partners(
 
 
 def _beta(alpha: float, n: int, generator: torch.Generator | None, device: torch.device | None) -> Tensor:
-    concentration = torch.full((n, 2), alpha, dtype=torch.float32, device=device)
-    return torch._sample_dirichlet(concentration, generator=generator)[:, 0]
+    # float64: in float32 the sampler cannot get closer to 1 than 6e-8, where Beta(0.2, 0.2) still has 2% mass
+    concentration = torch.full((n, 2), alpha, dtype=torch.float64, device=device)
+    return torch._sample_dirichlet(concentration, generator=generator)[:, 0].to(torch.float32)
 
 
 def _uniform(n: int, generator: torch.Generator | None, device: torch.device | None) -> Tensor:
@@ -107,13 +108,18 @@ def _uniform(n: int, generator: torch.Generator | None, device: torch.device | N
 def _paper_boxes(
     lam: Tensor, cut_sizes: Sequence[int], generator: torch.Generator | None, device: torch.device | None
 ) -> Tensor:
-    """Boxes of side ``S * (1 - lam) ** (1 / D)`` at a uniform centre pixel, clipped to the image."""
+    """Boxes of side ``S * (1 - lam) ** (1 / D)`` centred at ``r ~ U(0, S)``, clipped to the image.
+
+    The centre is continuous, as in the paper, and the start is rounded to the nearest pixel boundary, so every
+    pixel is equally likely to hold the centre and the coverage is mirror-symmetric for even and odd sides
+    alike (an integer centre with ``start = c - side // 2`` shifts even-sided boxes half a pixel left).
+    """
     ratio = (1.0 - lam).clamp_(0.0, 1.0).pow(1.0 / len(cut_sizes))
     sides = []
     for size in cut_sizes:
         cut = torch.round(ratio * size).long()
-        centre = torch.randint(size, lam.shape, generator=generator, device=device)
-        start = centre - cut // 2
+        centre = _uniform(lam.shape[0], generator, device) * size
+        start = torch.round(centre - cut / 2).long()
         sides.append(torch.stack((start, start + cut), dim=-1).clamp_(0, size))
     return torch.stack(sides, dim=1)
 
@@ -155,7 +161,8 @@ def sample_mix_params(
     In ``mode="batch"`` one λ, one box, one op and one apply decision serve the whole batch, as in the papers;
     in ``mode="elem"`` every sample draws its own. λ ~ Beta(α, α) with the α of the chosen op. A CutMix box
     has side ``S * sqrt(1 - λ)`` along each of two cut dimensions (``S * (1 - λ)`` along one, the cube root
-    along three), a centre uniform over every position including the edges, and is clipped to the image; with
+    along three), a centre ``r ~ U(0, S)`` (every pixel, edges included, equally likely to hold it), and is
+    clipped to the image; with
     ``correct_lam`` the reported λ is ``1 - kept_box_area / area``. With ``cutmix_minmax=(lo, hi)`` the side
     ratios are drawn uniformly from ``[lo, hi]`` instead, the box stays inside the image, and λ is always the
     corrected one.

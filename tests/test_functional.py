@@ -1,0 +1,194 @@
+"""Kernel behaviour: parity with torchvision v2, host-sync freedom, layouts, and every error message."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from lightning_mix import functional as LF
+from lightning_mix.functional.params import MixParams
+from sync_guard import forbid_syncs
+
+
+def _params_like_torchvision(batch: int, lam: float, box: tuple[int, int, int, int] | None, sizes) -> MixParams:
+    """Our parameters for torchvision's pairing (``roll(1, 0)``: sample i takes from i - 1) and its λ/box."""
+    cut = box is not None
+    if cut:
+        x1, y1, x2, y2 = box
+        boxes = torch.tensor([[[y1, y2], [x1, x2]]]).expand(batch, 2, 2)
+    else:
+        boxes = torch.zeros(batch, 0, 2, dtype=torch.long)
+    return MixParams(
+        lam=torch.full((batch,), lam),
+        partner=torch.arange(batch).roll(1),
+        cutmix=torch.full((batch,), cut),
+        mixed=torch.ones(batch, dtype=torch.bool),
+        box=boxes.contiguous(),
+        cut_sizes=tuple(sizes) if cut else (),
+        has_mixup=not cut,
+        has_cutmix=cut,
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("shape", [(6, 3, 16, 16), (5, 2, 9, 23)])
+def test_cutmix_matches_torchvision_v2(seed, shape):
+    torch.manual_seed(seed)
+    x, y = torch.rand(shape), torch.randint(4, (shape[0],))
+    tv = v2.CutMix(alpha=1.0, num_classes=4)
+    params = tv.make_params([x])
+    tv_x, tv_y = (
+        tv.transform(x, {**params, "labels": y, "batch_size": shape[0]}),
+        tv._mixup_label(y, lam=params["lam_adjusted"]),
+    )
+    ours = _params_like_torchvision(shape[0], params["lam_adjusted"], params["box"], shape[-2:])
+    assert torch.equal(LF.mix_(x.clone(), ours), tv_x)
+    torch.testing.assert_close(LF.mix_target(y, ours, num_classes=4), tv_y)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mixup_matches_torchvision_v2(seed):
+    torch.manual_seed(seed)
+    x, y = torch.rand(6, 3, 8, 8), torch.randint(5, (6,))
+    tv = v2.MixUp(alpha=0.4, num_classes=5)
+    params = tv.make_params([x])
+    tv_x = tv.transform(x, {**params, "labels": y, "batch_size": 6})
+    tv_y = tv._mixup_label(y, lam=params["lam"])
+    ours = _params_like_torchvision(6, params["lam"], None, ())
+    torch.testing.assert_close(LF.mix_(x.clone(), ours), tv_x)
+    torch.testing.assert_close(LF.mix_target(y, ours, num_classes=5), tv_y)
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"mixup_alpha": 1.0},
+        {"cutmix_alpha": 1.0},
+        {"mixup_alpha": 0.2, "cutmix_alpha": 1.0, "prob": 0.5},
+        {"cutmix_minmax": (0.2, 0.8)},
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.uint8])
+def test_mixing_path_never_reads_values_on_the_host(mode, config, dtype):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(8, 3, 12, 10) * 100).to(dtype)
+    y = torch.randint(5, (8,))
+    ws = LF.Workspace()
+    with forbid_syncs() as recorder:
+        params = LF.sample_mix_params(8, x.shape[-2:], mode=mode, generator=g, **config)
+        LF.mix_(x, params, workspace=ws)
+        LF.mix_target(y, params, num_classes=5, validate_args=False)
+    assert recorder.ops  # the guard saw the work
+
+
+def test_mixing_runs_on_meta_tensors():
+    """Meta tensors have no values: any host read or data-dependent shape would raise."""
+    x = torch.empty(4, 3, 8, 8, device="meta")
+    params = LF.sample_mix_params(4, (8, 8), mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem").to("meta")
+    out = LF.mix_(x, params)
+    soft = LF.mix_target(torch.empty(4, 5, device="meta"), params)
+    assert out.shape == x.shape and soft.shape == (4, 5)
+
+
+def test_channels_last_is_kept_and_mixed_correctly():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 8, 6, generator=g)
+    params = LF.sample_mix_params(4, (8, 6), mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", generator=g)
+    cl = LF.mix_(x.clone().to(memory_format=torch.channels_last), params)
+    assert cl.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(cl, LF.mix_(x.clone(), params))
+
+
+def test_batch_of_one_is_left_unchanged_with_lambda_one():
+    x = torch.rand(1, 3, 5, 5)
+    params = LF.sample_mix_params(1, (5, 5), mixup_alpha=1.0, cutmix_alpha=1.0, generator=torch.Generator())
+    assert torch.equal(LF.mix_(x.clone(), params), x)
+    assert torch.equal(LF.mix_target(torch.tensor([2]), params, num_classes=3), torch.tensor([[0.0, 0.0, 1.0]]))
+
+
+def test_cuboid_cut_spans_time_and_lambda_uses_the_cube_root():
+    g = torch.Generator().manual_seed(2)
+    params = LF.sample_mix_params(3000, (8, 16, 16), cutmix_alpha=1.0, correct_lam=False, mode="elem", generator=g)
+    sides = (params.box[..., 1] - params.box[..., 0]).double()
+    expected = torch.round((1 - params.lam.double()).pow(1 / 3)[:, None] * torch.tensor([8.0, 16.0, 16.0]))
+    assert bool((sides <= expected).all())
+    assert float((sides == expected).double().mean()) > 0.3  # unclipped boxes keep the paper's side
+
+
+def test_one_dimensional_cut_length_is_linear_in_lambda():
+    g = torch.Generator().manual_seed(3)
+    params = LF.sample_mix_params(500, (1000,), cutmix_alpha=1.0, correct_lam=False, mode="elem", generator=g)
+    length = (params.box[:, 0, 1] - params.box[:, 0, 0]).double()
+    assert bool((length <= torch.round((1 - params.lam.double()) * 1000)).all())
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def _sample(**kwargs):
+    base = {"batch_size": 4, "cut_sizes": (8, 8), "cutmix_alpha": 1.0}
+    base.update(kwargs)
+    batch_size, cut_sizes = base.pop("batch_size"), base.pop("cut_sizes")
+    return LF.sample_mix_params(batch_size, cut_sizes, **base)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"cutmix_alpha": -1.0}, ValueError, r"Expected `cutmix_alpha` to be a finite float >= 0 .*got -1.0"),
+        ({"mixup_alpha": math.nan}, ValueError, r"Expected `mixup_alpha` to be a number, not NaN, but got nan"),
+        ({"mixup_alpha": "1"}, TypeError, r"Expected `mixup_alpha` to be a real number, but got '1'"),
+        ({"cutmix_alpha": 0.0}, ValueError, r"Expected `mixup_alpha or cutmix_alpha` to be > 0.*Enable at least one"),
+        ({"prob": 1.5}, ValueError, r"Expected `prob` to be a float in \[0, 1\], but got 1.5"),
+        ({"switch_prob": -0.1}, ValueError, r"Expected `switch_prob` to be a float in \[0, 1\], but got -0.1"),
+        ({"mode": "pair"}, ValueError, r"Expected `mode` to be one of 'batch', 'elem', but got 'pair'"),
+        ({"cutmix_minmax": (0.5, 0.2)}, ValueError, r"Expected `cutmix_minmax` to be a pair \(lo, hi\) with 0 < lo"),
+        ({"cutmix_minmax": (0.0, 0.2)}, ValueError, r"Expected `cutmix_minmax` to be a pair"),
+        ({"cutmix_minmax": 0.5}, TypeError, r"Expected `cutmix_minmax` to be None or a pair"),
+        ({"batch_size": 0}, ValueError, r"Expected `batch_size` to be an int >= 1, but got 0"),
+        ({"cut_sizes": ()}, ValueError, r"Expected `cut_sizes` to be one or more positive sizes"),
+    ],
+)
+def test_sampling_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        _sample(**kwargs)
+
+
+def test_mixing_errors():
+    params = _sample()
+    with pytest.raises(ValueError, match=r"Expected `input.ndim` to be >= 3, a batch \(B, C, \*spatial\), but got 2"):
+        LF.mix_(torch.rand(4, 8), params)
+    with pytest.raises(ValueError, match=r"Expected `input.shape\[0\]` to be the batch size of the parameters \(4\)"):
+        LF.mix_(torch.rand(3, 1, 8, 8), params)
+    with pytest.raises(ValueError, match=r"Expected `the sizes of input dims \(-2, -1\)` to be the sizes the boxes"):
+        LF.mix_(torch.rand(4, 1, 8, 9), params)
+    with pytest.raises(ValueError, match=r"Expected `cut_dims` to be distinct negative dims in \[-3, -1\]"):
+        LF.mix_(torch.rand(4, 1, 8, 8), params, cut_dims=(2, 3))
+    with pytest.raises(TypeError, match=r"Expected `input` to be a torch.Tensor, but got 'list'"):
+        LF.mix_([1, 2], params, cut_dims=(-1,))  # type: ignore[arg-type]
+
+
+def test_target_errors():
+    params = _sample()
+    with pytest.raises(ValueError, match=r"Expected `target.shape\[0\]` to be the batch size 4, but got \(3,\)"):
+        LF.mix_target(torch.tensor([0, 1, 2]), params, num_classes=3)
+    with pytest.raises(
+        ValueError, match=r"Expected `target` to be class indices in \[0, 3\), but got 'values such as \[3, -1\]'"
+    ):
+        LF.mix_target(torch.tensor([0, 3, 1, -1]), params, num_classes=3)
+    with pytest.raises(
+        ValueError, match=r"Expected `num_classes` to be an int >= 1 when targets are class indices, but got None"
+    ):
+        LF.mix_target(torch.tensor([0, 1, 2, 0]), params)
+    with pytest.raises(ValueError, match=r"Expected `target.shape\[1\]` to be num_classes \(5\), but got 3"):
+        LF.mix_target(torch.rand(4, 3), params, num_classes=5)
+    with pytest.raises(TypeError, match=r"Expected `target` to be integer class indices of shape \(B,\) or floating"):
+        LF.mix_target(torch.rand(4), params, num_classes=5)
+    with pytest.raises(ValueError, match=r"Expected `label_smoothing` to be 0 for dense targets, but got 0.1"):
+        LF.mix_target(torch.rand(4, 3), params, label_smoothing=0.1)
+    with pytest.raises(ValueError, match=r"Expected `label_smoothing` to be a float in \[0, 1\], but got 2.0"):
+        LF.mix_target(torch.tensor([0, 1, 2, 0]), params, num_classes=3, label_smoothing=2.0)
+    with pytest.raises(ValueError, match=r"Expected `num_classes` to be an int >= 1, but got 0"):
+        LF.one_hot(torch.tensor([0]), 0)

@@ -1,0 +1,214 @@
+"""Property-based tests of the kernels' invariants over shapes, batch sizes, dtypes and modes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lightning_mix import functional as LF
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8]
+
+
+@st.composite
+def batches(draw: st.DrawFn, max_batch: int = 7) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """A batch whose every value is unique to its sample, so each output value reveals its source sample."""
+    batch = draw(st.integers(1, max_batch))
+    kind = draw(st.sampled_from(["signal", "image", "video", "video-cuboid"]))
+    channels = draw(st.integers(1, 3))
+    if kind == "signal":
+        spatial: tuple[int, ...] = (draw(st.integers(1, 40)),)
+    elif kind == "image":
+        spatial = (draw(st.integers(1, 17)), draw(st.integers(1, 17)))
+    else:
+        spatial = (draw(st.integers(1, 4)), draw(st.integers(1, 9)), draw(st.integers(1, 9)))
+    cut_dims = (-3, -2, -1) if kind == "video-cuboid" else LF.default_cut_dims(2 + len(spatial))
+    shape = (batch, channels, *spatial)
+    # sample i holds the value i + 1 everywhere: integers small enough to be exact in every dtype
+    x = (torch.arange(1, batch + 1, dtype=torch.float64).view(-1, *[1] * len(spatial), 1)).expand(
+        batch, *spatial, channels
+    )
+    x = x.movedim(-1, 1).contiguous()
+    if draw(st.booleans()) and len(shape) == 4:
+        x = x.to(memory_format=torch.channels_last)
+    return x, cut_dims
+
+
+configs = st.fixed_dictionaries(
+    {
+        "mode": st.sampled_from(["batch", "elem"]),
+        "prob": st.sampled_from([1.0, 0.5]),
+        "seed": st.integers(0, 2**31 - 1),
+    }
+)
+
+
+def _cut_area_changed(before: torch.Tensor, after: torch.Tensor, cut_dims: tuple[int, ...]) -> torch.Tensor:
+    changed = after != before
+    other = [d for d in range(1, before.ndim) if d - before.ndim not in cut_dims]
+    # a pasted position changes in every channel (and frame) at once
+    any_changed = changed.any(dim=other) if other else changed
+    all_changed = changed.all(dim=other) if other else changed
+    assert torch.equal(any_changed, all_changed)
+    return any_changed.flatten(1).double().mean(1)
+
+
+@given(batches(), configs, st.sampled_from(DTYPES), st.booleans())
+def test_cutmix_pixels_come_from_self_or_partner_and_lambda_is_exact(batch, config, dtype, minmax):
+    x, cut_dims = batch
+    x = x.to(dtype)
+    g = torch.Generator().manual_seed(config["seed"])
+    cut_sizes = tuple(x.shape[d] for d in cut_dims)
+    params = LF.sample_mix_params(
+        x.shape[0],
+        cut_sizes,
+        cutmix_alpha=1.0,
+        cutmix_minmax=(0.2, 0.9) if minmax else None,
+        mode=config["mode"],
+        prob=config["prob"],
+        generator=g,
+    )
+    before = x.clone()
+    out = LF.mix_(x, params, cut_dims=cut_dims)
+    assert out is x and out.dtype == dtype
+    own = before
+    donor = before[params.partner]
+    assert bool(((out == own) | (out == donor)).all())
+    mask = LF.box_mask(params, x.shape, cut_dims)
+    assert torch.equal(out, torch.where(mask, donor, own))  # nothing changes outside the box
+    pasted = _cut_area_changed(before, out, cut_dims)
+    distinct = params.partner != torch.arange(x.shape[0])
+    assert torch.allclose(pasted[distinct], 1.0 - params.lam[distinct].double(), atol=1e-6)
+    assert bool((params.lam[~params.mixed] == 1).all())
+
+
+@given(batches(), configs, st.sampled_from(DTYPES))
+def test_mixup_values_equal_the_formula(batch, config, dtype):
+    x, _ = batch
+    x = (x * 7.0).to(dtype)
+    g = torch.Generator().manual_seed(config["seed"])
+    params = LF.sample_mix_params(
+        x.shape[0], (), mixup_alpha=0.4, mode=config["mode"], prob=config["prob"], generator=g
+    )
+    before = x.double().clone()  # .double() is a no-op for float64
+    out = LF.mix_(x, params).double()
+    lam = params.lam.double().view(-1, *[1] * (x.ndim - 1))
+    exact = lam * before + (1 - lam) * before[params.partner]
+    if dtype == torch.uint8:
+        assert bool(((out - exact).abs() <= 0.5 + 1e-4).all())  # rounded to nearest
+    elif dtype in (torch.float32, torch.float64):
+        torch.testing.assert_close(out, exact, rtol=1e-6, atol=1e-5)
+    else:
+        eps = torch.finfo(dtype).eps
+        assert bool(((out - exact).abs() <= exact.abs() * eps + 1e-6).all())  # one rounding to the dtype
+
+
+@given(batches(), configs)
+def test_combined_modes_mix_each_sample_by_its_own_op(batch, config):
+    x, cut_dims = batch
+    g = torch.Generator().manual_seed(config["seed"])
+    cut_sizes = tuple(x.shape[d] for d in cut_dims)
+    params = LF.sample_mix_params(
+        x.shape[0], cut_sizes, mixup_alpha=1.0, cutmix_alpha=1.0, mode=config["mode"], prob=config["prob"], generator=g
+    )
+    before = x.clone()
+    out = LF.mix_(x, params, cut_dims=cut_dims)
+    lam = params.lam.double().view(-1, *[1] * (x.ndim - 1))
+    donor = before[params.partner]
+    mixup = lam * before + (1 - lam) * donor
+    cut = torch.where(LF.box_mask(params, x.shape, cut_dims), donor, before)
+    use_cut = (params.cutmix & params.mixed).view(-1, *[1] * (x.ndim - 1))
+    expected = torch.where(params.mixed.view_as(use_cut), torch.where(use_cut, cut, mixup), before)
+    torch.testing.assert_close(out, expected)
+    if config["mode"] == "batch":
+        for field in (params.lam, params.cutmix, params.mixed):
+            assert bool((field == field[0]).all())
+
+
+@given(
+    st.integers(1, 9),
+    st.integers(1, 12),
+    st.floats(0.0, 0.5),
+    st.sampled_from(["batch", "elem"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_index_targets_mix_with_the_pixel_lambda(batch, classes, smoothing, mode, seed):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(classes, (batch,), generator=g)
+    params = LF.sample_mix_params(batch, (5, 5), mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, generator=g)
+    soft = LF.mix_target(y, params, num_classes=classes, label_smoothing=smoothing)
+    assert soft.dtype == torch.float32 and soft.shape == (batch, classes)
+    torch.testing.assert_close(soft.sum(1), torch.ones(batch))
+    assert bool((soft >= 0).all())
+    on, off = 1 - smoothing + smoothing / classes, smoothing / classes
+    partner_on = torch.where(y[params.partner] == y, on, off)
+    own = soft[torch.arange(batch), y]
+    torch.testing.assert_close(own, params.lam * on + (1 - params.lam) * partner_on)
+    assert bool(((soft > off + 1e-6).sum(1) <= 2).all())  # at most two classes above the floor
+
+
+@given(st.integers(1, 9), st.integers(1, 6), st.booleans(), st.integers(0, 2**31 - 1))
+def test_dense_targets_mix_linearly(batch, classes, multi_hot, seed):
+    g = torch.Generator().manual_seed(seed)
+    if multi_hot:
+        dense = torch.rand(batch, classes, generator=g) < 0.5
+    else:
+        dense = torch.rand(batch, classes, generator=g).softmax(1).to(torch.float16)
+    params = LF.sample_mix_params(batch, (), mixup_alpha=0.7, mode="elem", generator=g)
+    soft = LF.mix_target(dense, params)
+    ref = dense.double()
+    lam = params.lam.double()[:, None]
+    torch.testing.assert_close(soft.double(), lam * ref + (1 - lam) * ref[params.partner], atol=1e-6, rtol=1e-6)
+    assert soft.dtype == torch.float32
+
+
+@given(st.integers(1, 9), st.sampled_from(["batch", "elem"]), st.integers(0, 2**31 - 1))
+def test_partners_swap_and_never_self_pair(batch, mode, seed):
+    g = torch.Generator().manual_seed(seed)
+    params = LF.sample_mix_params(batch, (3, 3), cutmix_alpha=1.0, mode=mode, generator=g)
+    partner = params.partner
+    idx = torch.arange(batch)
+    if batch == 1:
+        assert partner.tolist() == [0] and not bool(params.mixed[0]) and params.lam.tolist() == [1.0]
+        return
+    assert bool((partner != idx).all())
+    mutual = partner[partner] == idx
+    assert int((~mutual).sum()) == batch % 2  # only the odd one out borrows one-way
+
+
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 40), st.integers(0, 2**31 - 1))
+def test_box_side_follows_the_paper_before_clipping(height, width, batch, seed):
+    g = torch.Generator().manual_seed(seed)
+    params = LF.sample_mix_params(batch, (height, width), cutmix_alpha=1.0, correct_lam=False, mode="elem", generator=g)
+    sides = params.box[..., 1] - params.box[..., 0]
+    ratio = (1 - params.lam).sqrt()
+    assert bool((sides[:, 0] <= torch.round(ratio * height) + 1e-6).all())
+    assert bool((sides[:, 1] <= torch.round(ratio * width) + 1e-6).all())
+    assert bool((params.box >= 0).all())
+    assert bool((params.box[:, 0, 1] <= height).all()) and bool((params.box[:, 1, 1] <= width).all())
+
+
+def test_unmixed_targets_are_plain_one_hot():
+    g = torch.Generator().manual_seed(0)
+    params = LF.sample_mix_params(6, (4, 4), cutmix_alpha=1.0, prob=0.0, mode="elem", generator=g)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    assert torch.equal(LF.mix_target(y, params, num_classes=3), torch.eye(3)[y])
+    assert not bool(params.mixed.any()) and math.isclose(float(params.lam.min()), 1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.uint8])
+def test_workspace_is_reused_and_results_match(dtype):
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(5, 3, 8, 8, generator=g) * 255).to(dtype)
+    params = LF.sample_mix_params(5, (8, 8), mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", generator=g)
+    ws = LF.Workspace()
+    a = LF.mix_(x.clone(), params, workspace=ws)
+    buffer = ws._buffer
+    b = LF.mix_(x.clone(), params, workspace=ws)
+    c = LF.mix_(x.clone(), params)
+    assert ws._buffer is buffer
+    assert torch.equal(a, b) and torch.equal(a, c)
