@@ -290,13 +290,13 @@ def mixed_loss(
     batch = logits.shape[0]
     weight_a = _check_lam(lam, batch, logits.device)
     loss_a, loss_b = loss_fn(logits, y_a), loss_fn(logits, y_b)
-    for loss in (loss_a, loss_b):
+    for name, loss in (("y_a", loss_a), ("y_b", loss_b)):
         if loss.ndim == 0 or loss.shape[0] != batch:
             raise ValueError(
                 expected(
-                    "loss_fn",
-                    f"a function returning per-sample losses of shape ({batch}, ...)",
-                    f"shape {tuple(loss.shape)}",
+                    f"loss_fn(logits, {name}).shape",
+                    f"({batch}, ...), one loss per sample",
+                    tuple(loss.shape),
                     'Pass an unreduced loss, e.g. `functools.partial(F.cross_entropy, reduction="none")`.',
                 )
             )
