@@ -163,19 +163,17 @@ def soft_target_cross_entropy(
         mass = keep.sum() if flat_w is None else (flat_w[index.masked_fill(~keep, 0)] * keep).sum()
         return loss / mass.clamp_min(_TINY)
     t = target.float()
-    mass = t.sum(1, keepdim=True)
-    normaliser = mass if w is None else t * w
+    class_mass = t.sum([0, *range(2, t.ndim)]) if reduction == "mean" else None  # (C,), before smoothing
     if eps > 0.0:
-        t = t.mul(1.0 - eps).add_(mass, alpha=eps / logits.shape[1])
+        t = t.mul(1.0 - eps).add_(t.sum(1, keepdim=True), alpha=eps / logits.shape[1])
     if w is not None:
         t = t * w
     log_p = F.log_softmax(logits, dim=1).clamp_min(_MIN)  # finite, so zero target terms stay exactly 0
     loss = -(t * log_p).sum(1)
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / normaliser.sum().clamp_min(_TINY)
+    if class_mass is None:
+        return loss if reduction == "none" else loss.sum()
+    normaliser = class_mass.sum() if w is None else class_mass @ w.flatten()
+    return loss.sum() / normaliser.clamp_min(_TINY)
 
 
 def soft_target_binary_cross_entropy(
