@@ -1,0 +1,216 @@
+"""Finding the input and the target inside a training batch, and replacing them in place.
+
+Lightning hands the same batch object to ``on_train_batch_start`` and to ``training_step`` and ignores what a
+callback's hook returns, so a mixing callback must edit the batch *container*: a list item, a dict entry, an
+attribute of a dataclass or any other object, or whatever user-supplied getter and setter callables reach.
+Tuples and other immutable containers cannot be edited and are refused with a message that says how to fix it.
+
+Nothing here imports Lightning.
+
+Example:
+    >>> import torch
+    >>> access = BatchAccess()
+    >>> batch = {"image": torch.zeros(2, 3, 4, 4), "label": torch.tensor([0, 1])}
+    >>> access.locate(batch, with_target=True)
+    ('image', 'label')
+    >>> access.set(batch, "label", torch.ones(2, 2))
+    >>> batch["label"].shape
+    torch.Size([2, 2])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, Sequence
+from typing import Any
+
+from torch import Tensor
+
+from lightning_mix.functional._checks import expected
+
+__all__ = ["INPUT_NAMES", "TARGET_NAMES", "BatchAccess", "Getter", "Key", "Setter", "owns_memory"]
+
+Key = int | str
+Getter = Callable[[Any, Key], Tensor]
+Setter = Callable[[Any, Key, Tensor], None]
+
+INPUT_NAMES = ("input", "inputs", "image", "images", "pixel_values", "x")
+"""Keys (or attribute names) taken as the input of a dict or object batch when no ``input_key`` is given."""
+TARGET_NAMES = ("target", "targets", "label", "labels", "y")
+"""Keys (or attribute names) taken as the target of a dict or object batch when no ``target_key`` is given."""
+
+_FIX = (
+    "Lightning passes the same batch object to `training_step` and ignores what callbacks return, so the batch "
+    "must be edited in place: make your collate function return a list or a dict, or pass `getter` and `setter`."
+)
+
+
+def _names(batch: Any, keys: Sequence[str]) -> list[str]:
+    if isinstance(batch, Mapping):
+        return [k for k in keys if k in batch]
+    return [k for k in keys if hasattr(batch, k)]
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchAccess:
+    """Where the input and the target of a batch are, and how to read and replace them.
+
+    Without ``getter`` and ``setter``, lists (and other mutable sequences) are indexed by position, dicts (and
+    other mutable mappings) by key, and any other object by attribute name, so dataclasses work as they are.
+    A key left as ``None`` means: position 0 (input) and 1 (target) of a sequence, or the one name of
+    :data:`INPUT_NAMES` or :data:`TARGET_NAMES` present in a dict or object. With ``getter`` and ``setter``
+    they are called as ``getter(batch, key)`` and ``setter(batch, key, value)``, with the keys given, or
+    ``"input"`` and ``"target"`` for keys left as ``None``.
+
+    Args:
+        input_key: position, key or attribute name of the input.
+        target_key: position, key or attribute name of the target.
+        getter: reads an item of a custom batch; must come with ``setter``.
+        setter: replaces an item of a custom batch; must come with ``getter``.
+
+    Raises:
+        TypeError: if a key is neither an int nor a str, or only one of ``getter`` and ``setter`` is given.
+
+    Example:
+        >>> import torch
+        >>> batch = [torch.zeros(2, 3), torch.tensor([0, 1])]
+        >>> BatchAccess().locate(batch, with_target=True)
+        (0, 1)
+        >>> BatchAccess().locate(tuple(batch), with_target=True)
+        Traceback (most recent call last):
+        ...
+        TypeError: Expected `batch` to be a mutable container ... but got 'tuple'. ...
+    """
+
+    input_key: Key | None = None
+    target_key: Key | None = None
+    getter: Getter | None = None
+    setter: Setter | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("input_key", "target_key"):
+            key = getattr(self, name)
+            if key is not None and (isinstance(key, bool) or not isinstance(key, int | str)):
+                raise TypeError(expected(name, "None, an int position or a str key", key))
+        if (self.getter is None) != (self.setter is None):
+            raise TypeError(expected("getter and setter", "both given or both None", (self.getter, self.setter)))
+        for name in ("getter", "setter"):
+            fn = getattr(self, name)
+            if fn is not None and not callable(fn):
+                raise TypeError(expected(name, "a callable", fn))
+
+    def locate(self, batch: Any, *, with_target: bool) -> tuple[Key, Key | None]:
+        """Resolve the input and target keys of ``batch`` and check it can be edited in place.
+
+        Args:
+            batch: the training batch.
+            with_target: whether a target must be found; the target key is ``None`` when False.
+
+        Returns:
+            ``(input_key, target_key)``.
+
+        Raises:
+            TypeError: if the batch cannot be edited in place.
+            ValueError: if a key is missing, out of range or ambiguous.
+        """
+        if self.getter is not None:
+            named_input = "input" if self.input_key is None else self.input_key
+            named_target = "target" if self.target_key is None else self.target_key
+            return named_input, named_target if with_target else None
+        if isinstance(batch, Tensor) or (isinstance(batch, Sequence) and not isinstance(batch, MutableSequence)):
+            raise TypeError(
+                expected("batch", "a mutable container (list, dict, dataclass or other object)", _kind(batch), _FIX)
+            )
+        if isinstance(batch, Mapping) and not isinstance(batch, MutableMapping):
+            raise TypeError(expected("batch", "a mutable mapping such as a dict", _kind(batch), _FIX))
+        input_key = self._resolve(batch, "input_key", self.input_key, 0, INPUT_NAMES)
+        target_key = self._resolve(batch, "target_key", self.target_key, 1, TARGET_NAMES) if with_target else None
+        if not isinstance(batch, Mapping | MutableSequence):
+            self._check_settable(batch, input_key)
+        return input_key, target_key
+
+    def get(self, batch: Any, key: Key) -> Tensor:
+        """Return the tensor stored at ``key``.
+
+        Raises:
+            TypeError: if the item is not a tensor.
+        """
+        if self.getter is not None:
+            value = self.getter(batch, key)
+        elif _indexable(batch):
+            value = batch[key]
+        else:
+            value = getattr(batch, str(key))
+        if not isinstance(value, Tensor):
+            raise TypeError(expected(f"batch item {key!r}", "a torch.Tensor", type(value).__name__))
+        return value
+
+    def set(self, batch: Any, key: Key, value: Tensor) -> None:
+        """Replace the item stored at ``key`` by ``value``, in place."""
+        if self.setter is not None:
+            self.setter(batch, key, value)
+        elif _indexable(batch):
+            batch[key] = value
+        else:
+            setattr(batch, str(key), value)
+
+    @staticmethod
+    def _resolve(batch: Any, name: str, key: Key | None, position: int, names: Sequence[str]) -> Key:
+        if isinstance(batch, Sequence):
+            index = position if key is None else key
+            if not isinstance(index, int):
+                raise TypeError(expected(name, "an int position for a list batch", index))
+            if not -len(batch) <= index < len(batch):
+                raise ValueError(expected(name, f"a position in a list batch of length {len(batch)}", index))
+            return index
+        if key is None:
+            found = _names(batch, names)
+            if len(found) != 1:
+                requirement = "set, since the batch has " + ("several of" if found else "none of")
+                raise ValueError(expected(name, requirement + f" the names {names}", None, _available(batch)))
+            return found[0]
+        present = key in batch if isinstance(batch, Mapping) else isinstance(key, str) and hasattr(batch, key)
+        if not present:
+            raise ValueError(expected(name, "a key or attribute of the batch", key, _available(batch)))
+        return key
+
+    @staticmethod
+    def _check_settable(batch: Any, key: Key) -> None:
+        frozen = dataclasses.is_dataclass(batch) and batch.__dataclass_params__.frozen  # type: ignore[union-attr]
+        try:
+            if frozen:
+                raise AttributeError
+            setattr(batch, str(key), getattr(batch, str(key)))  # a no-op write that fails on read-only objects
+        except AttributeError:
+            raise TypeError(expected("batch", "an object whose attributes can be set", _kind(batch), _FIX)) from None
+
+
+def owns_memory(x: Tensor) -> bool:
+    """Whether ``x`` is the only tensor over its memory, so that writing into it changes nothing else.
+
+    False for a view (a slice of a dataset tensor, say), for a tensor at an offset in, or covering only part
+    of, a larger storage, and for expanded tensors. Such inputs are mixed in a copy.
+
+    Example:
+        >>> import torch
+        >>> data = torch.zeros(10, 3)
+        >>> owns_memory(data), owns_memory(data[2:4]), owns_memory(data[2:4].clone())
+        (True, False, True)
+    """
+    whole = x.untyped_storage().nbytes() == x.numel() * x.element_size()
+    return bool(x._base is None and x.storage_offset() == 0 and whole)
+
+
+def _indexable(batch: Any) -> bool:
+    return isinstance(batch, Mapping | Sequence)
+
+
+def _kind(batch: Any) -> str:
+    return type(batch).__name__
+
+
+def _available(batch: Any) -> str:
+    if isinstance(batch, Mapping):
+        return f"The batch has keys {list(batch)}."
+    fields = [f.name for f in dataclasses.fields(batch)] if dataclasses.is_dataclass(batch) else None
+    return f"The batch has fields {fields}." if fields is not None else f"The batch is a {_kind(batch)}."

@@ -1,0 +1,482 @@
+"""Lightning callbacks that mix every training batch with CutMix and/or MixUp, for any LightningModule."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
+from lightning_utilities.core.rank_zero import WarningCache
+from torch import Tensor
+from typing_extensions import Self, override
+
+from lightning_mix.batch import BatchAccess, Getter, Key, Setter, owns_memory
+from lightning_mix.functional import MixParams, Workspace, default_cut_dims, mix_, mix_target, sample_mix_params
+from lightning_mix.functional._checks import check_alpha, check_choice, check_minmax, check_probability, expected
+from lightning_mix.seeding import step_seed
+from lightning_mix.visual import send_images
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+__all__ = ["CutMixCallback", "MixCallback", "MixUpCallback"]
+
+
+def _check_int(name: str, value: Any, minimum: int | None = None, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(expected(name, "an int" + (" or None" if optional else ""), value))
+    if minimum is not None and value < minimum:
+        raise ValueError(expected(name, f"an int >= {minimum}", value))
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(expected(name, "a bool", value))
+    return value
+
+
+def _check_cut_dims(cut_dims: Any) -> tuple[int, ...] | None:
+    if cut_dims is None:
+        return None
+    if isinstance(cut_dims, str) or not isinstance(cut_dims, Sequence):
+        raise TypeError(expected("cut_dims", "None or a sequence of negative ints", cut_dims))
+    dims = tuple(cut_dims)
+    if (
+        not dims
+        or any(isinstance(d, bool) or not isinstance(d, int) or d >= 0 for d in dims)
+        or len(set(dims)) < len(dims)
+    ):
+        raise ValueError(expected("cut_dims", "distinct negative dims counted from the end, e.g. (-2, -1)", cut_dims))
+    return dims
+
+
+def _is_index(target: Tensor) -> bool:
+    return target.ndim == 1 and not (target.dtype.is_floating_point or target.dtype == torch.bool)
+
+
+def _find_num_classes(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int:
+    hparams = getattr(pl_module, "hparams", None)
+    sources = {
+        "pl_module.num_classes": getattr(pl_module, "num_classes", None),
+        "pl_module.hparams.num_classes": hparams.get("num_classes") if isinstance(hparams, Mapping) else None,
+        "trainer.datamodule.num_classes": getattr(getattr(trainer, "datamodule", None), "num_classes", None),
+    }
+    for name, value in sources.items():
+        if value is not None:
+            _check_int(name, value, 1)
+            return int(value)
+    raise ValueError(
+        expected(
+            "num_classes",
+            "known for class-index targets",
+            None,
+            "Pass `num_classes=` to the callback, or set `num_classes` on the LightningModule (an attribute or a "
+            "hyperparameter saved with `save_hyperparameters`) or on the LightningDataModule.",
+        )
+    )
+
+
+class MixCallback(Callback):
+    """Mix every training batch with MixUp and/or CutMix, and replace its targets by the matching soft targets.
+
+    Hook contract: the callback acts only in ``on_train_batch_start``, while the trainer is training, on the batch
+    Lightning has already moved to the device. Lightning ignores the hook's return value and passes the same
+    object to ``training_step``, so the callback edits the batch container in place: it puts the mixed input and
+    the float32 ``(B, C)`` soft targets back at the input and target keys. Validation, test, predict and the
+    sanity check are never touched. The input is mixed in its own memory when the tensor owns it; when it is a
+    view of, or shares memory with, a larger tensor (a dataset kept on the device and sliced per batch), a copy
+    is mixed and put in the batch, so user data are never modified.
+
+    Outside the epochs ``[start_epoch, stop_epoch)`` or while :attr:`enabled` is False, the input is left as it
+    is and every sample counts as unmixed (λ = 1): the target still becomes a (label-smoothed) one-hot row, so
+    the loss sees one target format for the whole run.
+
+    Randomness comes from a :class:`torch.Generator` on the batch's device, re-seeded at every step with a hash
+    of (``seed``, global rank, step count). Ranks thus draw different streams, a run is reproducible, and a run
+    resumed from any checkpoint mixes exactly as the uninterrupted run, on every rank. ``seed=None`` takes the
+    global seed (what ``seed_everything`` set) at the first training batch.
+
+    Args:
+        mixup_alpha: Beta(α, α) concentration of MixUp's λ; 0 disables MixUp.
+        cutmix_alpha: Beta(α, α) concentration of CutMix's λ; 0 disables CutMix unless ``cutmix_minmax`` is set.
+        prob: probability of mixing, per batch (``mode="batch"``) or per sample (``mode="elem"``).
+        switch_prob: probability of CutMix rather than MixUp when both are enabled.
+        mode: ``"batch"``: one λ, box and method per batch; ``"elem"``: one per sample.
+        correct_lam: use the λ of the CutMix box actually pasted after clipping at the borders.
+        cutmix_minmax: ``(lo, hi)`` bounds of the CutMix box side ratios, drawn uniformly, instead of Beta(α, α).
+        label_smoothing: ε folded into the targets built from class indices (smooth in one place only: not
+            also in the loss).
+        num_classes: number of classes for class-index targets; when None, read from the LightningModule's
+            ``num_classes`` attribute, its ``hparams.num_classes`` or the datamodule's ``num_classes``. Dense
+            ``(B, C)`` targets need none.
+        input_key: position, key or attribute of the input. None: position 0 of a list, or the one of
+            ``"input"``, ``"inputs"``, ``"image"``, ``"images"``, ``"pixel_values"``, ``"x"`` present in a dict or
+            object batch.
+        target_key: position, key or attribute of the target. None: position 1 of a list, or the one of
+            ``"target"``, ``"targets"``, ``"label"``, ``"labels"``, ``"y"`` present.
+        mix_targets: replace the target by soft targets. False leaves the target as it is (for a loss you
+            interpolate yourself with :attr:`last_params`, or batches without targets).
+        getter: ``getter(batch, key) -> Tensor`` for custom batch classes (keys default to ``"input"`` and
+            ``"target"``); must come with ``setter``.
+        setter: ``setter(batch, key, value)`` that replaces an item of a custom batch in place.
+        cut_dims: negative dimensions CutMix cuts along; None: ``(-1,)`` for ``(B, C, L)`` signals, ``(-2, -1)``
+            for images and video.
+        start_epoch: first epoch that is mixed.
+        stop_epoch: first epoch that is no longer mixed; negative counts from ``max_epochs`` (``-10``: the last
+            10 epochs are not mixed); None: mix until the end.
+        seed: base seed of the mixing stream; None uses the global seed.
+        log_stats: log ``mix/lam`` (mean λ), ``mix/cutmix_fraction`` and ``mix/mixup_fraction`` (fractions of
+            samples mixed by each method) through ``pl_module.log``, per step and per epoch, when the trainer has
+            a logger.
+        log_images_every_n_epochs: every N epochs, send a grid of the first mixed images of the epoch to the
+            loggers that accept images (TensorBoard); 0 turns it off.
+
+    Attributes:
+        enabled: set to False to stop mixing at any time (saved in checkpoints).
+        last_params: the :class:`~lightning_mix.MixParams` of the last training batch: per-sample ``lam``,
+            ``partner``, ``cutmix`` and ``mixed``; all unmixed outside the schedule.
+        last_target: the last batch's target as it was before mixing, or None with ``mix_targets=False``.
+
+    Raises:
+        ValueError: if an argument has a wrong value.
+        TypeError: if an argument has a wrong type.
+
+    Example:
+
+        >>> import torch
+        >>> from lightning import LightningModule, Trainer
+        >>> callback = MixCallback(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=10, seed=0)
+        >>> trainer = Trainer(callbacks=[callback], logger=False, enable_progress_bar=False)
+        >>> trainer.training = True  # inside trainer.fit(), Lightning sets this and calls the hook
+        >>> batch = [torch.rand(8, 3, 32, 32), torch.arange(8)]
+        >>> callback.on_train_batch_start(trainer, LightningModule(), batch, 0)
+        >>> batch[1].shape, bool(torch.allclose(batch[1].sum(1), torch.ones(8)))
+        (torch.Size([8, 10]), True)
+        >>> bool(torch.equal(callback.last_target, torch.arange(8)))
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        prob: float = 1.0,
+        switch_prob: float = 0.5,
+        mode: Literal["batch", "elem"] = "batch",
+        correct_lam: bool = True,
+        cutmix_minmax: tuple[float, float] | None = None,
+        label_smoothing: float = 0.0,
+        num_classes: int | None = None,
+        input_key: int | str | None = None,
+        target_key: int | str | None = None,
+        mix_targets: bool = True,
+        getter: Getter | None = None,
+        setter: Setter | None = None,
+        cut_dims: tuple[int, ...] | None = None,
+        start_epoch: int = 0,
+        stop_epoch: int | None = None,
+        seed: int | None = None,
+        log_stats: bool = True,
+        log_images_every_n_epochs: int = 0,
+    ) -> None:
+        super().__init__()
+        self.mixup_alpha = check_alpha("mixup_alpha", mixup_alpha)
+        self.cutmix_alpha = check_alpha("cutmix_alpha", cutmix_alpha)
+        self.prob = check_probability("prob", prob)
+        self.switch_prob = check_probability("switch_prob", switch_prob)
+        self.mode: Literal["batch", "elem"] = check_choice("mode", mode, ("batch", "elem"))
+        self.correct_lam = _check_bool("correct_lam", correct_lam)
+        self.cutmix_minmax = check_minmax("cutmix_minmax", cutmix_minmax)
+        if not (self.mixup_alpha > 0 or self.has_cutmix):
+            raise ValueError(
+                expected("mixup_alpha or cutmix_alpha", "> 0", (mixup_alpha, cutmix_alpha), "Enable one method.")
+            )
+        self.label_smoothing = check_probability("label_smoothing", label_smoothing)
+        _check_int("num_classes", num_classes, 1, optional=True)
+        self.num_classes = num_classes
+        self.mix_targets = _check_bool("mix_targets", mix_targets)
+        if not mix_targets and self.label_smoothing > 0:
+            raise ValueError(expected("label_smoothing", "0 with `mix_targets=False`", label_smoothing))
+        self.access = BatchAccess(input_key, target_key, getter, setter)
+        self.cut_dims = _check_cut_dims(cut_dims)
+        _check_int("start_epoch", start_epoch, 0)
+        _check_int("stop_epoch", stop_epoch, optional=True)
+        if stop_epoch is not None and 0 <= stop_epoch <= start_epoch:
+            requirement = f"None, > start_epoch ({start_epoch}), or < 0 to count from `max_epochs`"
+            raise ValueError(expected("stop_epoch", requirement, stop_epoch))
+        self.start_epoch, self.stop_epoch = start_epoch, stop_epoch
+        _check_int("seed", seed, optional=True)
+        self.seed = seed
+        self.log_stats = _check_bool("log_stats", log_stats)
+        _check_int("log_images_every_n_epochs", log_images_every_n_epochs, 0)
+        self.log_images_every_n_epochs = log_images_every_n_epochs
+
+        self.enabled = True
+        self.last_params: MixParams | None = None
+        self.last_target: Tensor | None = None
+        self._seed: int | None = None  # the base seed in use, resolved at the first sampled batch
+        self._step = 0  # training batches seen, checkpointed: the step index of the seed
+        self._generator: torch.Generator | None = None
+        self._workspace = Workspace()
+        self._found_classes: int | None = None
+        self._validated = False
+        self._image_epoch = -1
+        self._warnings = WarningCache()
+
+    @property
+    def has_cutmix(self) -> bool:
+        """Whether CutMix is enabled (``cutmix_alpha > 0`` or ``cutmix_minmax`` set).
+
+        Example:
+            >>> MixCallback(mixup_alpha=1.0).has_cutmix, CutMixCallback().has_cutmix
+            (False, True)
+        """
+        return self.cutmix_alpha > 0 or self.cutmix_minmax is not None
+
+    @property
+    @override
+    def state_key(self) -> str:
+        keys = self.access.input_key, self.access.target_key
+        return self._generate_state_key(keys=keys, start_epoch=self.start_epoch, stop_epoch=self.stop_epoch)
+
+    @classmethod
+    def from_trainer(cls, trainer: pl.Trainer) -> Self:
+        """Return the one instance of this class among ``trainer.callbacks``, e.g. inside ``training_step``.
+
+        Raises:
+            RuntimeError: if there is none or more than one.
+
+        Example:
+            >>> from lightning import Trainer
+            >>> callback = CutMixCallback()
+            >>> MixCallback.from_trainer(Trainer(callbacks=[callback], logger=False)) is callback
+            True
+        """
+        found = [cb for cb in trainer.callbacks if isinstance(cb, cls)]  # type: ignore[attr-defined]
+        if len(found) != 1:
+            hint = "Pick one from `trainer.callbacks` yourself." if found else "Add it to `Trainer(callbacks=...)`."
+            raise RuntimeError(expected("trainer.callbacks", f"to hold one {cls.__name__}", f"{len(found)}", hint))
+        return found[0]
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        if is_param_in_hook_signature(pl_module.training_step, "dataloader_iter", explicit=True):
+            raise RuntimeError(
+                expected(
+                    "training_step",
+                    "a method that receives the batch",
+                    "a `dataloader_iter` step",
+                    "A callback cannot reach batches fetched inside `training_step`; mix them there with "
+                    "`lightning_mix.functional`.",
+                )
+            )
+        start, stop = self._epochs(trainer)
+        if stop is not None and stop <= start:
+            rank_zero_warn(
+                f"{type(self).__name__} will not mix: its epochs [{start}, {stop}) are empty with max_epochs="
+                f"{trainer.max_epochs}.",
+                category=UserWarning,
+            )
+        self._found_classes, self._validated, self._image_epoch = None, False, -1
+
+    @override
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if not trainer.training:
+            return
+        input_key, target_key = self.access.locate(batch, with_target=self.mix_targets)
+        x = self.access.get(batch, input_key)
+        target = None if target_key is None else self.access.get(batch, target_key)
+        step, self._step = self._step, self._step + 1
+        cut_sizes = tuple(int(x.shape[d]) for d in self._cut_dims(x)) if self.has_cutmix else ()
+        if self.enabled and self._in_epochs(trainer):
+            params = self._sample(x, cut_sizes, trainer.global_rank, step)
+            if not owns_memory(x):
+                x = x.clone()
+            mix_(x, params, cut_dims=self._cut_dims(x), workspace=self._workspace)
+            self.access.set(batch, input_key, x)
+            if self.log_images_every_n_epochs:
+                self._log_images(trainer, x)
+        else:
+            params = self._unmixed(x, cut_sizes)
+        if target is not None and target_key is not None:
+            self._set_target(batch, target_key, target, params, trainer, pl_module)
+        self.last_params, self.last_target = params, target
+        if self.log_stats and trainer.loggers:
+            stats = {
+                "lam": params.lam.mean(),
+                "cutmix_fraction": (params.mixed & params.cutmix).float().mean(),
+                "mixup_fraction": (params.mixed & ~params.cutmix).float().mean(),
+            }
+            for name, value in stats.items():
+                pl_module.log(f"mix/{name}", value, on_step=True, on_epoch=True, batch_size=params.batch_size)
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self._seed, "step": self._step, "enabled": self.enabled}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._seed = state_dict.get("seed")
+        self._step = int(state_dict.get("step", 0))
+        self.enabled = bool(state_dict.get("enabled", True))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()  # a generator cannot be pickled (ddp_spawn, deepcopy): it is made again
+        state.update(_generator=None, _workspace=Workspace(), last_params=None, last_target=None)
+        return state
+
+    def _epochs(self, trainer: pl.Trainer) -> tuple[int, int | None]:
+        stop = self.stop_epoch
+        if stop is not None and stop < 0:
+            max_epochs = trainer.max_epochs
+            if max_epochs is None or max_epochs < 0:
+                hint = "Set `max_epochs`, or give `stop_epoch` as an epoch number."
+                raise RuntimeError(expected("Trainer(max_epochs=...)", "set when `stop_epoch` < 0", max_epochs, hint))
+            stop += max_epochs
+        return self.start_epoch, stop
+
+    def _in_epochs(self, trainer: pl.Trainer) -> bool:
+        start, stop = self._epochs(trainer)
+        return start <= trainer.current_epoch and (stop is None or trainer.current_epoch < stop)
+
+    def _cut_dims(self, x: Tensor) -> tuple[int, ...]:
+        if self.cut_dims is not None:
+            return self.cut_dims
+        if x.ndim < 3 and not self.has_cutmix:
+            return (-1,)  # MixUp of (B, F) features cuts nothing
+        return default_cut_dims(x.ndim)
+
+    def _sample(self, x: Tensor, cut_sizes: tuple[int, ...], rank: int, step: int) -> MixParams:
+        if self._seed is None:
+            self._seed = self.seed if self.seed is not None else torch.initial_seed()
+        if self._generator is None or self._generator.device != x.device:
+            self._generator = torch.Generator(device=x.device)
+        self._generator.manual_seed(step_seed(self._seed, rank, step))
+        return sample_mix_params(
+            x.shape[0],
+            cut_sizes,
+            mixup_alpha=self.mixup_alpha,
+            cutmix_alpha=self.cutmix_alpha,
+            prob=self.prob,
+            switch_prob=self.switch_prob,
+            mode=self.mode,
+            correct_lam=self.correct_lam,
+            cutmix_minmax=self.cutmix_minmax,
+            generator=self._generator,
+        )
+
+    def _unmixed(self, x: Tensor, cut_sizes: tuple[int, ...]) -> MixParams:
+        size, device = x.shape[0], x.device
+        no = torch.zeros(size, dtype=torch.bool, device=device)
+        box = torch.zeros(size, len(cut_sizes), 2, dtype=torch.long, device=device)
+        lam, partner = torch.ones(size, device=device), torch.arange(size, device=device)
+        return MixParams(
+            lam=lam,
+            partner=partner,
+            cutmix=no,
+            mixed=no,
+            box=box,
+            cut_sizes=cut_sizes,
+            has_mixup=self.mixup_alpha > 0,
+            has_cutmix=self.has_cutmix,
+        )
+
+    def _set_target(
+        self,
+        batch: Any,
+        key: Key,
+        target: Tensor,
+        params: MixParams,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+    ) -> None:
+        num_classes = self.num_classes
+        if num_classes is None and _is_index(target):
+            if self._found_classes is None:
+                self._found_classes = _find_num_classes(trainer, pl_module)
+            num_classes = self._found_classes
+        # Checking the index range reads the values (a host sync on an accelerator): first batch of a fit only.
+        soft = mix_target(
+            target,
+            params,
+            num_classes=num_classes,
+            label_smoothing=self.label_smoothing,
+            validate_args=not self._validated,
+        )
+        self._validated = True
+        self.access.set(batch, key, soft)
+
+    def _log_images(self, trainer: pl.Trainer, x: Tensor) -> None:
+        epoch = trainer.current_epoch
+        if epoch % self.log_images_every_n_epochs or epoch == self._image_epoch or not trainer.is_global_zero:
+            return
+        self._image_epoch = epoch
+        if not send_images(trainer.loggers, "mix/images", x, trainer.global_step):
+            hint = "it is not an image batch, or no logger takes images (TensorBoardLogger does)"
+            self._warnings.warn(f"{type(self).__name__} logs no images of an input of shape {tuple(x.shape)}: {hint}.")
+
+
+class CutMixCallback(MixCallback):
+    """:class:`MixCallback` with CutMix only: ``CutMixCallback(alpha)`` is ``MixCallback(cutmix_alpha=alpha)``.
+
+    Args:
+        alpha: Beta(α, α) concentration of λ, > 0 (may be 0 when ``cutmix_minmax`` is given).
+        **kwargs: any other argument of :class:`MixCallback` but ``mixup_alpha`` and ``cutmix_alpha``.
+
+    Raises:
+        ValueError: if ``alpha`` is not > 0 or another argument has a wrong value.
+        TypeError: if MixUp is asked for, or an argument has a wrong type.
+
+    Example:
+        >>> callback = CutMixCallback(alpha=1.0, num_classes=10)
+        >>> callback.cutmix_alpha, callback.mixup_alpha
+        (1.0, 0.0)
+    """
+
+    def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
+        _check_preset("CutMixCallback", alpha, kwargs, ("mixup_alpha", "cutmix_alpha"), minmax_ok=True)
+        super().__init__(mixup_alpha=0.0, cutmix_alpha=alpha, **kwargs)
+
+
+class MixUpCallback(MixCallback):
+    """:class:`MixCallback` with MixUp only: ``MixUpCallback(alpha)`` is ``MixCallback(mixup_alpha=alpha)``.
+
+    Args:
+        alpha: Beta(α, α) concentration of λ, > 0.
+        **kwargs: any other argument of :class:`MixCallback` but ``mixup_alpha``, ``cutmix_alpha`` and
+            ``cutmix_minmax``.
+
+    Raises:
+        ValueError: if ``alpha`` is not > 0 or another argument has a wrong value.
+        TypeError: if CutMix is asked for, or an argument has a wrong type.
+
+    Example:
+        >>> callback = MixUpCallback(alpha=0.2, num_classes=10)
+        >>> callback.mixup_alpha, callback.has_cutmix
+        (0.2, False)
+    """
+
+    def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
+        _check_preset("MixUpCallback", alpha, kwargs, ("mixup_alpha", "cutmix_alpha", "cutmix_minmax"))
+        super().__init__(mixup_alpha=alpha, cutmix_alpha=0.0, cutmix_minmax=None, **kwargs)
+
+
+def _check_preset(
+    name: str, alpha: float, kwargs: dict[str, Any], banned: Sequence[str], minmax_ok: bool = False
+) -> None:
+    extra = sorted(set(kwargs) & set(banned))
+    if extra:
+        hint = "Use MixCallback to combine CutMix and MixUp."
+        raise TypeError(expected(f"the arguments of {name}", f"free of {', '.join(banned)}", extra, hint))
+    if check_alpha("alpha", alpha) == 0 and not (minmax_ok and kwargs.get("cutmix_minmax") is not None):
+        raise ValueError(expected("alpha", "a float > 0", alpha))
