@@ -16,16 +16,12 @@ import torch
 from torch import Tensor
 
 from lightning_mix.functional._checks import check_choice, check_probability, expected
+from lightning_mix.functional.loss import _TINY, _is_dense
 
 __all__ = ["mixed_accuracy"]
 
 AccuracyMode = Literal["credit", "argmax"]
 MODES = ("credit", "argmax")
-_TINY = torch.finfo(torch.float32).tiny
-
-
-def _is_dense(target: Tensor) -> bool:
-    return target.dtype.is_floating_point or target.dtype == torch.bool
 
 
 def _mixed_accuracy_arg_validation(
