@@ -123,8 +123,8 @@ def batches(draw):
     batch, classes = draw(st.integers(1, 8)), draw(st.integers(1, 6))
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
     preds = torch.randn(batch, classes, generator=g)
-    concentration = draw(st.sampled_from([0.1, 1.0, 10.0]))
-    target = torch.distributions.Dirichlet(torch.full((classes,), concentration)).sample((batch,))
+    sharpness = draw(st.sampled_from([0.3, 3.0, 30.0]))  # from flat to nearly one-hot rows
+    target = torch.softmax(torch.randn(batch, classes, generator=g) * sharpness, dim=1)
     target = torch.where(torch.rand(batch, 1, generator=g) < 0.2, torch.zeros_like(target), target)
     return preds, target, draw(st.integers(1, classes))
 
