@@ -64,11 +64,11 @@ def _target_kind(logits: Tensor, target: Tensor, *, allow_index: bool) -> bool:
     if not isinstance(target, Tensor):
         raise TypeError(expected("target", "a torch.Tensor", type(target).__name__))
     shape, dense = tuple(target.shape), _is_dense(target)
+    index_shape = (logits.shape[0], *logits.shape[2:])
     if dense and shape == tuple(logits.shape):
         return True
-    if allow_index and not dense and shape == (logits.shape[0], *logits.shape[2:]):
+    if allow_index and not dense and shape == index_shape:
         return False
-    index_shape = (logits.shape[0], *logits.shape[2:])
     forms = f"floating/bool targets of the logits' shape {tuple(logits.shape)}"
     if allow_index:
         forms = f"integer class indices of shape {index_shape} or {forms}"
