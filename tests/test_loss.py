@@ -147,6 +147,19 @@ def test_zero_mass_pixels_are_ignored(label_smoothing, weighted):
     assert torch.all(logits.grad.movedim(1, -1)[~ignored].abs().sum(-1) > 0)
 
 
+def test_mixed_segmentation_targets_average_over_target_mass():
+    g = torch.Generator().manual_seed(4)
+    logits, mask = torch.randn(4, 3, 6, 5, generator=g), torch.randint(3, (4, 6, 5), generator=g)
+    mask[0, :2] = mask[1, :, 3:] = mask[2, 4:, 1:] = 255  # partners may be ignored where a sample is not
+    params = LF.sample_mix_params(4, (6, 5), mixup_alpha=1.0, mode="elem", generator=g)
+    soft = LF.mix_mask_target(mask, params, num_classes=3, ignore_index=255)
+    per_pixel = F.cross_entropy(logits, mask, ignore_index=255, reduction="none")
+    partner = F.cross_entropy(logits, mask[params.partner], ignore_index=255, reduction="none")
+    lam, own, other = params.lam.view(4, 1, 1), (mask != 255).float(), (mask[params.partner] != 255).float()
+    expected = (lam * per_pixel + (1 - lam) * partner).sum() / (lam * own + (1 - lam) * other).sum()
+    _close(ce(logits, soft), expected)
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_everything_ignored_gives_zero_not_nan(weighted):
     logits, _, _, weight = _data((2, 3, 4), seed=2)
