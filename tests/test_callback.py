@@ -278,10 +278,10 @@ def test_odd_last_batch_and_batch_size_one(mode: str) -> None:
 
 
 class SlicingLoader:
-    """A 'dataset on the device' sliced per batch: every batch is a view of the dataset tensors."""
+    """A dataset kept in memory and sliced per batch: every input is a view of the dataset's memory."""
 
-    def __init__(self, x: Tensor, y: Tensor, batch_size: int = 4) -> None:
-        self.x, self.y, self.batch_size = x, y, batch_size
+    def __init__(self, x: Any, y: Tensor, wrap: Callable[[Any], Tensor], batch_size: int = 4) -> None:
+        self.x, self.y, self.wrap, self.batch_size = x, y, wrap, batch_size
 
     def __len__(self) -> int:
         return len(self.x) // self.batch_size
@@ -289,19 +289,28 @@ class SlicingLoader:
     def __iter__(self) -> Iterator[list[Tensor]]:
         for i in range(len(self)):
             s = slice(i * self.batch_size, (i + 1) * self.batch_size)
-            yield [self.x[s], self.y[s]]
+            yield [self.wrap(self.x[s]), self.y[s]]
 
 
-@pytest.mark.parametrize("make", [lambda x: x, lambda x: x.to(torch.uint8), lambda x: x.to(torch.bfloat16)])
-def test_a_batch_that_views_the_dataset_leaves_the_dataset_bit_identical(make: Callable) -> None:
+@pytest.mark.parametrize(
+    ("make", "wrap"),
+    [
+        pytest.param(lambda x: x, lambda v: v, id="float32"),
+        pytest.param(lambda x: (x * 255).to(torch.uint8), lambda v: v, id="uint8"),
+        pytest.param(lambda x: x.to(torch.bfloat16), lambda v: v, id="bfloat16"),
+        pytest.param(lambda x: x.numpy(), torch.from_numpy, id="numpy"),
+    ],
+)
+def test_a_batch_that_views_the_dataset_leaves_the_dataset_bit_identical(make: Callable, wrap: Callable) -> None:
     x, y = make_data(8)
-    x = make(x * 255 if make(x).dtype == torch.uint8 else x)
-    before = x.clone()
+    data = make(x)
+    before = copy.deepcopy(data)
     model = Classifier()
-    make_trainer(MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", seed=0)).fit(model, SlicingLoader(x, y))
-    assert torch.equal(x, before)
+    cb = MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", seed=0)
+    make_trainer(cb).fit(model, SlicingLoader(data, y, wrap))
+    assert bool((data == before).all())
     seen, *_ = model.train_seen[1]
-    assert not torch.equal(seen, before[4:])  # the copy was mixed and reached training_step
+    assert not torch.equal(seen, wrap(before[4:]))  # the copy was mixed and reached training_step
 
 
 # ----------------------------------------------------------------------------------------- targets and classes

@@ -189,7 +189,8 @@ def owns_memory(x: Tensor) -> bool:
     """Whether ``x`` is the only tensor over its memory, so that writing into it changes nothing else.
 
     False for a view (a slice of a dataset tensor, say), for a tensor at an offset in, or covering only part
-    of, a larger storage, and for expanded tensors. Such inputs are mixed in a copy.
+    of, a larger storage, for expanded tensors, and for memory PyTorch did not allocate (a NumPy array or a
+    buffer wrapped with ``torch.from_numpy`` / ``torch.as_tensor``). Such inputs are mixed in a copy.
 
     Example:
         >>> import torch
@@ -197,8 +198,9 @@ def owns_memory(x: Tensor) -> bool:
         >>> owns_memory(data), owns_memory(data[2:4]), owns_memory(data[2:4].clone())
         (True, False, True)
     """
-    whole = x.untyped_storage().nbytes() == x.numel() * x.element_size()
-    return bool(x._base is None and x.storage_offset() == 0 and whole)
+    storage = x.untyped_storage()
+    whole = storage.nbytes() == x.numel() * x.element_size()
+    return bool(x._base is None and x.storage_offset() == 0 and whole and storage.resizable())
 
 
 def _indexable(batch: Any) -> bool:

@@ -261,7 +261,7 @@ class MixCallback(Callback):
         found = [cb for cb in trainer.callbacks if isinstance(cb, cls)]  # type: ignore[attr-defined]
         if len(found) != 1:
             hint = "Pick one from `trainer.callbacks` yourself." if found else "Add it to `Trainer(callbacks=...)`."
-            raise RuntimeError(expected("trainer.callbacks", f"to hold one {cls.__name__}", f"{len(found)}", hint))
+            raise RuntimeError(expected(f"the number of {cls.__name__}s in trainer.callbacks", "1", len(found), hint))
         return found[0]
 
     @override
