@@ -15,6 +15,7 @@ from lightning.pytorch.tuner import Tuner
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from conftest import requires_cuda
 from lightning_mix import CutMixCallback, MixCallback, MixParams, MixUpCallback
 from lightning_mix.functional import mix_, mix_target, mixed_loss
 from sync_guard import forbid_syncs
@@ -744,6 +745,34 @@ def test_the_hook_does_not_sync_after_the_first_step(mode: str) -> None:
     make_trainer(cb, logger=RecordingLogger(), max_epochs=2, limit_train_batches=3).fit(model, list_loader(n=12))
     assert cb.checked == 5
     assert mixed_per_step(model)[:3] != [False] * 3 and mixed_per_step(model)[3:] == [False] * 3
+
+
+class CudaSyncChecked(MixCallback):
+    """Turns CUDA's sync debug mode to errors around the hook on every step but the first of a fit."""
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        first = trainer.global_step == 0 and trainer.current_epoch == 0 and batch_idx == 0
+        torch.cuda.set_sync_debug_mode(0 if first else "error")
+        try:
+            super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+
+
+@requires_cuda
+@pytest.mark.gpu
+def test_on_cuda_the_generator_lives_on_the_device_and_the_hook_never_syncs() -> None:
+    cb = CudaSyncChecked(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", label_smoothing=0.1, stop_epoch=1, seed=0)
+    model = Classifier()
+    trainer = make_trainer(
+        cb, accelerator="gpu", devices=1, logger=RecordingLogger(), max_epochs=2, limit_train_batches=3
+    )
+    trainer.fit(model, list_loader(n=12))
+    assert cb._generator is not None and cb._generator.device.type == "cuda"
+    x, y, params, _ = model.train_seen[1]
+    assert params is not None and params.lam.is_cuda and x.is_cuda and y.is_cuda
+    x_all, y_all = make_data(12)
+    assert_mixed_as_recorded(x_all[4:8].cuda(), y_all[4:8].cuda(), x, y, params)
 
 
 # ----------------------------------------------------------------------------------------- argument checks
