@@ -147,7 +147,6 @@ class MixCallback(Callback):
         TypeError: if an argument has a wrong type.
 
     Example:
-
         >>> import torch
         >>> from lightning import LightningModule, Trainer
         >>> callback = MixCallback(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=10, seed=0)
