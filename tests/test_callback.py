@@ -473,9 +473,12 @@ def test_runs_are_reproducible_from_the_global_seed_or_the_seed_argument() -> No
         return MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem")
 
     seed_everything(3)
-    first_run = run(both(), limit_train_batches=3)
+    reused = both()
+    first_run = run(reused, limit_train_batches=3)
     seed_everything(3)
     assert_same_stream(first_run, run(both(), limit_train_batches=3))
+    seed_everything(3)
+    assert_same_stream(first_run, run(reused, limit_train_batches=3))  # a new fit starts the stream afresh
     seed_everything(4)
     other = run(both(), limit_train_batches=3)
     assert not torch.equal(first_run[0][0], other[0][0])

@@ -284,6 +284,9 @@ class MixCallback(Callback):
                 f"{trainer.max_epochs}.",
                 category=UserWarning,
             )
+        # A new fit starts the stream afresh (a checkpoint, restored after `setup`, brings the saved one back),
+        # so reusing an instance across runs does not carry one run's seed or step count into the next.
+        self._seed, self._step, self.last_params, self.last_target = None, 0, None, None
         self._found_classes, self._validated, self._image_epoch = None, False, -1
 
     @override
