@@ -94,7 +94,8 @@ class MixCallback(Callback):
 
     Outside the epochs ``[start_epoch, stop_epoch)`` or while :attr:`enabled` is False, the input is left as it
     is and every sample counts as unmixed (λ = 1): the target still becomes a (label-smoothed) one-hot row, so
-    the loss sees one target format for the whole run.
+    the loss sees one target format for the whole run. The range of class indices is checked on the first batch
+    of every fit only, since the check reads the values (a host-device sync on an accelerator).
 
     Randomness comes from a :class:`torch.Generator` on the batch's device, re-seeded at every step with a hash
     of (``seed``, global rank, step count). Ranks thus draw different streams, a run is reproducible, and a run
@@ -299,9 +300,11 @@ class MixCallback(Callback):
         x = self.access.get(batch, input_key)
         target = None if target_key is None else self.access.get(batch, target_key)
         step, self._step = self._step, self._step + 1
+        if self._seed is None:
+            self._seed = self.seed if self.seed is not None else torch.initial_seed()
         cut_sizes = tuple(int(x.shape[d]) for d in self._cut_dims(x)) if self.has_cutmix else ()
         if self.enabled and self._in_epochs(trainer):
-            params = self._sample(x, cut_sizes, trainer.global_rank, step)
+            params = self._sample(x, cut_sizes, self._seed, trainer.global_rank, step)
             if not owns_memory(x):
                 x = x.clone()
             mix_(x, params, cut_dims=self._cut_dims(x), workspace=self._workspace)
@@ -358,12 +361,10 @@ class MixCallback(Callback):
             return (-1,)  # MixUp of (B, F) features cuts nothing
         return default_cut_dims(x.ndim)
 
-    def _sample(self, x: Tensor, cut_sizes: tuple[int, ...], rank: int, step: int) -> MixParams:
-        if self._seed is None:
-            self._seed = self.seed if self.seed is not None else torch.initial_seed()
+    def _sample(self, x: Tensor, cut_sizes: tuple[int, ...], seed: int, rank: int, step: int) -> MixParams:
         if self._generator is None or self._generator.device != x.device:
             self._generator = torch.Generator(device=x.device)
-        self._generator.manual_seed(step_seed(self._seed, rank, step))
+        self._generator.manual_seed(step_seed(seed, rank, step))
         return sample_mix_params(
             x.shape[0],
             cut_sizes,
