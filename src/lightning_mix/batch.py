@@ -112,6 +112,13 @@ class BatchAccess:
         Raises:
             TypeError: if the batch cannot be edited in place.
             ValueError: if a key is missing, out of range or ambiguous.
+
+        Example:
+            >>> import torch
+            >>> BatchAccess().locate({"pixel_values": torch.zeros(1), "labels": torch.zeros(1)}, with_target=True)
+            ('pixel_values', 'labels')
+            >>> BatchAccess(input_key=-1).locate([torch.zeros(1), torch.ones(1)], with_target=False)
+            (-1, None)
         """
         if self.getter is not None:
             named_input = "input" if self.input_key is None else self.input_key
@@ -134,6 +141,12 @@ class BatchAccess:
 
         Raises:
             TypeError: if the item is not a tensor.
+
+        Example:
+            >>> import torch
+            >>> from types import SimpleNamespace
+            >>> BatchAccess().get(SimpleNamespace(x=torch.ones(2)), "x")
+            tensor([1., 1.])
         """
         if self.getter is not None:
             value = self.getter(batch, key)
@@ -146,7 +159,15 @@ class BatchAccess:
         return value
 
     def set(self, batch: Any, key: Key, value: Tensor) -> None:
-        """Replace the item stored at ``key`` by ``value``, in place."""
+        """Replace the item stored at ``key`` by ``value``, in place.
+
+        Example:
+            >>> import torch
+            >>> batch = [torch.zeros(2), torch.zeros(2)]
+            >>> BatchAccess().set(batch, 1, torch.ones(2))
+            >>> batch[1]
+            tensor([1., 1.])
+        """
         if self.setter is not None:
             self.setter(batch, key, value)
         elif _indexable(batch):
