@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -335,7 +336,7 @@ def test_num_classes_is_found_on_the_module_its_hparams_or_the_datamodule() -> N
     assert model.train_seen[0][1].shape == (4, NUM_CLASSES)
 
     attribute = NoClasses()
-    attribute.num_classes = NUM_CLASSES
+    attribute.num_classes = np.int64(NUM_CLASSES)  # e.g. len(np.unique(labels))
     make_trainer(MixUpCallback(seed=0)).fit(attribute, list_loader())
     assert attribute.train_seen[0][1].shape == (4, NUM_CLASSES)
 

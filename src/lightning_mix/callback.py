@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -28,7 +29,7 @@ __all__ = ["CutMixCallback", "MixCallback", "MixUpCallback"]
 def _check_int(name: str, value: Any, minimum: int | None = None, *, optional: bool = False) -> None:
     if optional and value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, Integral):  # NumPy integers pass
         raise TypeError(expected(name, "an int" + (" or None" if optional else ""), value))
     if minimum is not None and value < minimum:
         raise ValueError(expected(name, f"an int >= {minimum}", value))
@@ -199,7 +200,7 @@ class MixCallback(Callback):
             )
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
         _check_int("num_classes", num_classes, 1, optional=True)
-        self.num_classes = num_classes
+        self.num_classes = None if num_classes is None else int(num_classes)
         self.mix_targets = _check_bool("mix_targets", mix_targets)
         if not mix_targets and self.label_smoothing > 0:
             raise ValueError(expected("label_smoothing", "0 with `mix_targets=False`", label_smoothing))
