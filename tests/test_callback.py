@@ -135,10 +135,13 @@ def test_unchanged_classifier_trains_on_mixed_batches_and_validates_on_clean_one
 def test_mixing_reaches_training_step_as_soft_targets_that_cross_entropy_accepts() -> None:
     model = Classifier()
     make_trainer(CutMixCallback(seed=0)).fit(model, list_loader())
-    _, y, _, target = model.train_seen[0]
+    _, y, params, target = model.train_seen[0]
     assert y.ndim == 2  # a silent no-op would leave class indices here
     assert float(F.cross_entropy(torch.zeros(4, NUM_CLASSES), y)) == pytest.approx(float(torch.log(torch.tensor(4.0))))
-    assert torch.equal(y.argmax(1) == target, y.max(1).values >= 0.5)
+    assert params is not None and target is not None
+    own = y[torch.arange(4), target]
+    torch.testing.assert_close(own, torch.where(target == target[params.partner], 1.0, params.lam))
+    assert bool(((y > 0).sum(1) <= 2).all())
 
 
 # --------------------------------------------------------------------------------------------- batch structures
