@@ -357,6 +357,8 @@ def test_missing_or_wrong_num_classes_fail_with_where_to_set_it() -> None:
     model.num_classes = 0
     with pytest.raises(ValueError, match=r"Expected `pl_module.num_classes` to be an int >= 1, but got 0"):
         make_trainer(MixUpCallback()).fit(model, list_loader())
+    with pytest.raises(TypeError, match=r"Expected `pl_module.hparams.num_classes` to be an int, but got 4.0"):
+        make_trainer(MixUpCallback()).fit(Classifier(num_classes=4.0), list_loader())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"Expected `target` to be class indices in \[0, 3\)"):
         make_trainer(MixUpCallback(num_classes=3)).fit(Classifier(), list_loader())
 
