@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -13,6 +16,9 @@ from lightning_mix.functional.params import MixParams
 __all__ = ["Workspace", "box_mask", "default_cut_dims", "mix_", "pixel_weight"]
 
 _EXACT_FLOATS = (torch.float32, torch.float64)
+_BLOCK_BYTES = 4 << 20  # float32 working set of the low-precision MixUp path: stays in a CPU cache
+_BIT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_MATERIALISE = 64  # weights broadcast over fewer trailing values than this are written out
 
 
 def default_cut_dims(ndim: int) -> tuple[int, ...]:
@@ -99,10 +105,11 @@ def pixel_weight(params: MixParams, shape: Sequence[int], cut_dims: Sequence[int
 
 
 class Workspace:
-    """A scratch buffer reused across steps, so mixing allocates no batch-sized tensor per call.
+    """Scratch buffers reused across steps, so mixing allocates no batch-sized tensor per call.
 
     Pass the same instance to every :func:`mix_` call; it re-allocates only when the batch's shape, dtype,
-    device or memory layout changes.
+    device or memory layout changes. It holds one batch-sized buffer (the partners' values, in the batch's
+    dtype) and, for MixUp of low-precision or integer batches, two float32 blocks of a few MiB.
 
     Example:
         >>> ws = Workspace()
@@ -113,6 +120,7 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffer: Tensor | None = None
+        self._blocks: dict[str, Tensor] = {}
 
     def get(self, like: Tensor, dtype: torch.dtype) -> Tensor:
         """Return a buffer with ``like``'s shape, device and strides, and ``dtype``."""
@@ -126,6 +134,12 @@ class Workspace:
         ):
             buf = torch.empty_strided(like.shape, like.stride(), dtype=dtype, device=like.device)
             self._buffer = buf
+        return buf
+
+    def _block(self, name: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
+        buf = self._blocks.get(name)
+        if buf is None or buf.shape != shape or buf.device != device:
+            buf = self._blocks[name] = torch.empty(shape, dtype=torch.float32, device=device)
         return buf
 
 
@@ -160,13 +174,20 @@ def mix_(
     MixUp samples become ``λ·x_i + (1−λ)·x_partner``; CutMix samples get the partner's box pasted. Float32 and
     float64 batches are mixed in their own dtype; float16, bfloat16 and integer batches are mixed in float32 and
     cast back (integers rounded to nearest), so the pixel weights are exactly λ. A pure CutMix configuration
-    only copies values and works for every dtype. Memory layout (e.g. channels_last) is kept.
+    does no rounding and works for every dtype: integer values are selected bit for bit, floating ones with
+    weights that are exactly 0 or 1, which returns every finite value unchanged. Memory layout (e.g.
+    channels_last) is kept.
+
+    The work is two passes over the batch. The partners' values are gathered into a reusable buffer, by sample,
+    or for CutMix by row (the innermost cut dimension and everything after it), taking the partner's row only
+    where the box crosses it; one ``lerp_`` then blends them in with a weight that varies along the samples and
+    the innermost cut dimension only, so no per-pixel mask is ever built.
 
     Args:
         x: the batch ``(B, ...)``; overwritten. Pass a copy to keep the original.
         params: parameters from :func:`~lightning_mix.functional.sample_mix_params` for this batch.
         cut_dims: negative dims the CutMix boxes span; :func:`default_cut_dims` when None.
-        workspace: a :class:`Workspace` to reuse a scratch buffer across calls.
+        workspace: a :class:`Workspace` to reuse scratch buffers across calls.
 
     Returns:
         ``x``, mixed.
@@ -187,25 +208,125 @@ def mix_(
         raise TypeError(expected("input", "a torch.Tensor", type(x).__name__))
     dims = _normalise_cut_dims(cut_dims if cut_dims is not None else default_cut_dims(x.ndim), x.ndim)
     _check_batch(x, params, dims)
-    partner = params.partner.to(x.device, non_blocking=True)
-    if not params.has_mixup:  # only copies: exact for every dtype, no arithmetic
-        mask = box_mask(params, x.shape, dims).to(x.device, non_blocking=True)
-        donor = torch.index_select(x, 0, partner, out=_buffer(workspace, x, x.dtype))
-        return torch.where(mask, donor, x, out=x)
-
-    weight = pixel_weight(params, x.shape, dims).to(x.device, non_blocking=True)
+    order = _memory_order(x)
+    if order is None:  # gaps or overlaps in memory: mix a dense copy
+        return x.copy_(mix_(x.contiguous(), params, cut_dims=dims, workspace=workspace))
+    y = x.permute(order)  # the same memory with the dims in memory order: contiguous
+    cuts = [order.index(d % x.ndim) for d in dims] if params.has_cutmix else []
+    donor = _gather_partners(y, params, cuts, workspace)
+    weight = _partner_weight(y, params, cuts)
     if x.dtype in _EXACT_FLOATS:
-        donor = torch.index_select(x, 0, partner, out=_buffer(workspace, x, x.dtype))
-        return x.lerp_(donor, weight.to(x.dtype))
-    mixed = _buffer(workspace, x, torch.float32)
-    mixed.copy_(torch.index_select(x, 0, partner))
-    mixed.sub_(x).mul_(weight).add_(x)  # x + w·(x_partner − x), all in float32
-    if not x.dtype.is_floating_point:
-        mixed.round_()
-    return x.copy_(mixed)
+        y.lerp_(donor, weight.to(x.dtype))
+    elif not params.has_mixup:
+        _select_(y, donor, weight)
+    else:
+        _lerp_in_float32_(y, donor, weight, workspace)
+    return x
+
+
+def _memory_order(x: Tensor) -> list[int] | None:
+    """The permutation that makes ``x`` contiguous with the batch dim first, or None if there is none."""
+    strides = x.stride()
+    order = sorted(range(x.ndim), key=lambda d: -strides[d])  # stable: ties keep their logical order
+    return order if order[0] == 0 and x.permute(order).is_contiguous() else None
+
+
+def _inside(box: Tensor, size: int) -> Tensor:
+    """``(B, size)`` bool: which positions along one dim fall in each sample's ``[start, stop)`` range."""
+    positions = torch.arange(size, device=box.device)
+    return (positions >= box[:, :1]) & (positions < box[:, 1:])
+
+
+def _gather_partners(y: Tensor, params: MixParams, cuts: list[int], workspace: Workspace | None) -> Tensor:
+    """The partners' values, gathered by sample, or by row for CutMix boxes that span several rows."""
+    size, device = y.shape[0], y.device
+    partner = params.partner.to(device, non_blocking=True)
+    donor = _buffer(workspace, y, y.dtype)
+    if len(cuts) <= 1:  # every row of a sample comes from the same place: gather whole samples
+        return torch.index_select(y.view(size, -1), 0, partner, out=donor.view(size, -1)).view(y.shape)
+    inner = max(cuts)
+    lead = (size,) + (1,) * (inner - 1)
+    box = params.box.to(device, non_blocking=True)
+    crossed = []  # per outer cut dim, the rows the box spans
+    for k, dim in enumerate(cuts):
+        if dim == inner:
+            continue
+        shape = list(lead)
+        shape[dim] = y.shape[dim]
+        crossed.append(_inside(box[:, k], y.shape[dim]).view(shape))
+    take = functools.reduce(operator.and_, crossed)
+    if params.has_mixup:  # a MixUp sample takes every row
+        take = take | ~params.cutmix.to(device, non_blocking=True).view(lead)
+    own = torch.arange(size, device=device).view(lead)
+    rows = y.shape[1:inner]
+    per_sample = math.prod(rows)
+    index = torch.add(
+        torch.arange(per_sample, device=device).view(1, *rows),
+        torch.where(take, partner.view(lead), own),
+        alpha=per_sample,
+    )
+    flat = (size * per_sample, -1)
+    return torch.index_select(y.view(flat), 0, index.flatten(), out=donor.view(flat)).view(y.shape)
+
+
+def _partner_weight(y: Tensor, params: MixParams, cuts: list[int]) -> Tensor:
+    """The weight of the partner, broadcastable against ``y``: per sample, and along the innermost cut dim."""
+    size, device = y.shape[0], y.device
+    mixed = params.mixed.to(device, non_blocking=True)[:, None]
+    shape = [size] + [1] * (y.ndim - 1)
+    if not cuts:
+        lam = params.lam.to(device, non_blocking=True)[:, None]
+        return ((1.0 - lam) * mixed).view(shape)
+    inner = max(cuts)
+    cut = _inside(params.box.to(device, non_blocking=True)[:, cuts.index(inner)], y.shape[inner])
+    if params.has_mixup:
+        lam = params.lam.to(device, non_blocking=True)[:, None]
+        cutmix = params.cutmix.to(device, non_blocking=True)[:, None]
+        weight = torch.where(cutmix, cut.to(lam.dtype), 1.0 - lam) * mixed
+    else:
+        weight = cut  # a box is empty where the sample is not mixed by CutMix
+    shape[inner] = y.shape[inner]
+    weight = weight.view(shape)
+    trailing = math.prod(y.shape[inner + 1 :])
+    if 1 < trailing <= _MATERIALISE:  # e.g. the channels of channels_last: a broadcast this short is slow
+        weight = weight.expand(*shape[: inner + 1], *y.shape[inner + 1 :]).contiguous()
+    return weight
+
+
+def _select_(y: Tensor, donor: Tensor, take: Tensor) -> None:
+    """``y <- where(take, donor, y)`` bit for bit and branch-free, on a same-width integer view of any dtype."""
+    bits = _BIT_VIEWS.get(y.element_size())
+    if bits is None:  # no integer type this wide (complex128): a plain, slower select
+        torch.where(take, donor, y, out=y)
+        return
+    own, other = y.view(bits), donor.view(bits)
+    mask = take.to(bits).neg_()  # all ones where taken
+    own.bitwise_xor_(other.bitwise_xor_(own).bitwise_and_(mask))
+
+
+def _lerp_in_float32_(y: Tensor, donor: Tensor, weight: Tensor, workspace: Workspace | None) -> None:
+    """``y <- y + w·(donor − y)`` in float32, rounded once to ``y``'s dtype, a few MiB of samples at a time."""
+    size = y.shape[0]
+    block = min(size, max(1, _BLOCK_BYTES // (4 * max(1, y[0].numel()))))
+    shape = (block, *y.shape[1:])
+    own, other = (_block(workspace, name, shape, y.device) for name in ("own", "other"))
+    weight = weight.expand(size, *weight.shape[1:])
+    for start in range(0, size, block):
+        stop = min(start + block, size)
+        mixed = own[: stop - start].copy_(y[start:stop])
+        mixed.lerp_(other[: stop - start].copy_(donor[start:stop]), weight[start:stop])
+        if not y.dtype.is_floating_point:
+            mixed.round_()
+        y[start:stop].copy_(mixed)
 
 
 def _buffer(workspace: Workspace | None, like: Tensor, dtype: torch.dtype) -> Tensor:
     if workspace is None:
         return torch.empty_like(like, dtype=dtype)
     return workspace.get(like, dtype)
+
+
+def _block(workspace: Workspace | None, name: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
+    if workspace is None:
+        return torch.empty(shape, dtype=torch.float32, device=device)
+    return workspace._block(name, shape, device)

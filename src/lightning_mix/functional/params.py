@@ -87,22 +87,22 @@ def sample_partners(
         raise ValueError(expected("batch_size", "an int >= 1", batch_size))
     device = device if device is not None else (generator.device if generator is not None else None)
     order = torch.randperm(batch_size, generator=generator, device=device)
-    slot = torch.arange(batch_size, device=device) ^ 1  # 2k <-> 2k + 1
+    even = batch_size - batch_size % 2
+    swapped = order[:even].view(-1, 2).flip(1).view(-1)  # 2k <-> 2k + 1 in shuffled order
     if batch_size % 2:
-        slot[-1] = 0  # the odd one out borrows from the first sample in shuffled order
-    partner = torch.empty_like(order)
-    partner[order] = order[slot]
-    return partner
+        swapped = torch.cat((swapped, order[:1]))  # the odd one out borrows from the first sample in shuffled order
+    return torch.empty_like(order).scatter_(0, order, swapped)
 
 
-def _beta(alpha: float, n: int, generator: torch.Generator | None, device: torch.device | None) -> Tensor:
+def _beta(alpha: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One λ ~ Beta(α, α) per entry of ``alpha`` (float64 ``(n, 2)``, both columns equal), as float32."""
     # float64: in float32 the sampler cannot get closer to 1 than 6e-8, where Beta(0.2, 0.2) still has 2% mass
-    concentration = torch.full((n, 2), alpha, dtype=torch.float64, device=device)
-    return torch._sample_dirichlet(concentration, generator=generator)[:, 0].to(torch.float32)
+    return torch._sample_dirichlet(alpha, generator=generator)[:, 0].to(torch.float32)
 
 
-def _uniform(n: int, generator: torch.Generator | None, device: torch.device | None) -> Tensor:
-    return torch.rand(n, generator=generator, device=device)
+def _sizes(cut_sizes: Sequence[int], device: torch.device | None) -> Tensor:
+    sizes = torch.tensor(cut_sizes, dtype=torch.float32)
+    return sizes if device is None else sizes.to(device, non_blocking=True)
 
 
 def _paper_boxes(
@@ -114,14 +114,13 @@ def _paper_boxes(
     pixel is equally likely to hold the centre and the coverage is mirror-symmetric for even and odd sides
     alike (an integer centre with ``start = c - side // 2`` shifts even-sided boxes half a pixel left).
     """
-    ratio = (1.0 - lam).clamp_(0.0, 1.0).pow(1.0 / len(cut_sizes))
-    sides = []
-    for size in cut_sizes:
-        cut = torch.round(ratio * size).long()
-        centre = _uniform(lam.shape[0], generator, device) * size
-        start = torch.round(centre - cut / 2).long()
-        sides.append(torch.stack((start, start + cut), dim=-1).clamp_(0, size))
-    return torch.stack(sides, dim=1)
+    sizes = _sizes(cut_sizes, device)
+    ratio = (1.0 - lam).clamp_(0.0, 1.0).pow_(1.0 / len(cut_sizes))
+    cut = torch.round(ratio[:, None] * sizes)
+    centre = torch.rand(lam.shape[0], len(cut_sizes), generator=generator, device=device).mul_(sizes)
+    start = torch.sub(centre, cut, alpha=0.5).round_()
+    box = torch.stack((start, start + cut), dim=-1).clamp_(min=0.0)
+    return torch.minimum(box, sizes[:, None]).long()
 
 
 def _minmax_boxes(
@@ -133,13 +132,11 @@ def _minmax_boxes(
 ) -> Tensor:
     """Boxes whose side ratios are uniform in ``[lo, hi]`` per dimension, placed fully inside the image."""
     lo, hi = minmax
-    sides = []
-    for size in cut_sizes:
-        ratio = lo + (hi - lo) * _uniform(n, generator, device)
-        cut = torch.round(ratio * size).long().clamp_(1, size)
-        start = torch.floor(_uniform(n, generator, device) * (size - cut + 1)).long()
-        sides.append(torch.stack((start, start + cut), dim=-1))
-    return torch.stack(sides, dim=1)
+    sizes = _sizes(cut_sizes, device)
+    draws = torch.rand(2, n, len(cut_sizes), generator=generator, device=device)
+    cut = torch.minimum(torch.round(draws[0].mul_(hi - lo).add_(lo).mul_(sizes)).clamp_(min=1.0), sizes)
+    start = torch.floor(draws[1].mul_(sizes - cut + 1.0))
+    return torch.stack((start, start + cut), dim=-1).long()
 
 
 def sample_mix_params(
@@ -217,33 +214,36 @@ def sample_mix_params(
     dev = torch.device(device) if device is not None else (generator.device if generator is not None else None)
     n = batch_size if mode == "elem" else 1
 
-    mixed = _uniform(n, generator, dev) < prob
-    if has_mixup and has_cutmix:
-        cutmix = _uniform(n, generator, dev) < switch_prob
-    else:
-        cutmix = torch.full((n,), has_cutmix, dtype=torch.bool, device=dev)
+    draws = torch.rand(2, n, generator=generator, device=dev)
+    mixed = draws[0] < (prob if batch_size > 1 else 0.0)  # a batch of one has nobody to mix with
+    cutmix = draws[1] < (switch_prob if has_mixup and has_cutmix else float(has_cutmix))
 
-    lam = _beta(mixup_alpha, n, generator, dev) if has_mixup else torch.ones(n, device=dev)
-    box = torch.zeros((n, len(cut_sizes), 2), dtype=torch.long, device=dev)
+    paper = has_cutmix and minmax is None
+    if has_mixup or paper:  # one Beta draw per sample, with the α of its op
+        alpha = torch.full((n, 2), mixup_alpha if has_mixup else cutmix_alpha, dtype=torch.float64, device=dev)
+        if has_mixup and paper:
+            alpha.masked_fill_(cutmix[:, None], cutmix_alpha)
+        lam = _beta(alpha, generator)
+    else:
+        lam = torch.ones(n, device=dev)
     if has_cutmix:
-        if minmax is not None:
-            box = _minmax_boxes(n, minmax, cut_sizes, generator, dev)
-            lam_cut = None
+        if minmax is None:
+            box = _paper_boxes(lam, cut_sizes, generator, dev)
         else:
-            lam_cut = _beta(cutmix_alpha, n, generator, dev)
-            box = _paper_boxes(lam_cut, cut_sizes, generator, dev)
-        if lam_cut is None or correct_lam:
+            box = _minmax_boxes(n, minmax, cut_sizes, generator, dev)
+        lam_cut = lam
+        if minmax is not None or correct_lam:
             area = (box[..., 1] - box[..., 0]).prod(dim=1).to(torch.float32)
-            lam_cut = 1.0 - area / float(torch.Size(cut_sizes).numel())
-        lam = torch.where(cutmix, lam_cut, lam)
+            lam_cut = area.div_(-float(torch.Size(cut_sizes).numel())).add_(1.0)
+        lam = torch.where(cutmix, lam_cut, lam) if has_mixup else lam_cut
+        box = box * (mixed & cutmix)[:, None, None]
+    else:
+        box = torch.zeros((n, len(cut_sizes), 2), dtype=torch.long, device=dev)
+    lam = torch.where(mixed, lam, 1.0)
 
     partner = sample_partners(batch_size, generator=generator, device=dev)
     if n != batch_size:
         mixed, cutmix, lam, box = (t.expand(batch_size, *t.shape[1:]) for t in (mixed, cutmix, lam, box))
-    if batch_size == 1:
-        mixed = torch.zeros_like(mixed)
-    box = box * (mixed & cutmix)[:, None, None]
-    lam = torch.where(mixed, lam, 1.0)
     return MixParams(
         lam=lam.contiguous(),
         partner=partner,
