@@ -47,9 +47,9 @@ class SyncRecorder(TorchDispatchMode):
         if name in ("aten::_to_copy", "aten::to", "aten::copy_"):
             src = args[1] if name == "aten::copy_" else args[0]
             dst_device = args[0].device if name == "aten::copy_" else kwargs.get("device")
-            if isinstance(src, torch.Tensor) and src.device.type != "cpu" and dst_device is not None:
-                if torch.device(dst_device).type == "cpu":
-                    self.syncs.append(f"{name} {src.device}->cpu")
+            to_host = dst_device is not None and torch.device(dst_device).type == "cpu"
+            if isinstance(src, torch.Tensor) and src.device.type != "cpu" and to_host:
+                self.syncs.append(f"{name} {src.device}->cpu")
         return func(*args, **kwargs)
 
 

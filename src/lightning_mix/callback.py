@@ -15,7 +15,7 @@ from torch import Tensor
 from typing_extensions import Self, override
 
 from lightning_mix.batch import BatchAccess, Getter, Key, Setter, owns_memory
-from lightning_mix.functional import MixParams, Workspace, default_cut_dims, mix_, mix_target, sample_mix_params
+from lightning_mix.functional import MixParams, Workspace, default_cut_dims, mix_, mix_any_target, sample_mix_params
 from lightning_mix.functional._checks import check_alpha, check_choice, check_minmax, check_probability, expected
 from lightning_mix.seeding import step_seed
 from lightning_mix.visual import send_images
@@ -54,10 +54,6 @@ def _check_cut_dims(cut_dims: Any) -> tuple[int, ...] | None:
     ):
         raise ValueError(expected("cut_dims", "distinct negative dims counted from the end, e.g. (-2, -1)", cut_dims))
     return dims
-
-
-def _is_index(target: Tensor) -> bool:
-    return target.ndim == 1 and not (target.dtype.is_floating_point or target.dtype == torch.bool)
 
 
 def _find_num_classes(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int:
@@ -128,6 +124,11 @@ class MixCallback(Callback):
         setter: ``setter(batch, key, value)`` that replaces an item of a custom batch in place.
         cut_dims: negative dimensions CutMix cuts along; None: ``(-1,)`` for ``(B, C, L)`` signals, ``(-2, -1)``
             for images and video.
+        ignore_index: label of segmentation-mask pixels that carry no target (e.g. 255); copied like any label by
+            CutMix, and given no weight in per-pixel soft targets.
+        mask_mixup: what MixUp (or label smoothing) does to an integer mask target ``(B, *spatial)``: ``"soft"``
+            replaces it by per-pixel soft targets ``(B, C, *spatial)``; ``"error"`` refuses, so masks stay integer
+            (CutMix alone always keeps them integer).
         start_epoch: first epoch that is mixed.
         stop_epoch: first epoch that is no longer mixed; negative counts from ``max_epochs`` (``-10``: the last
             10 epochs are not mixed); None: mix until the end.
@@ -180,6 +181,8 @@ class MixCallback(Callback):
         getter: Getter | None = None,
         setter: Setter | None = None,
         cut_dims: tuple[int, ...] | None = None,
+        ignore_index: int | None = None,
+        mask_mixup: Literal["soft", "error"] = "soft",
         start_epoch: int = 0,
         stop_epoch: int | None = None,
         seed: int | None = None,
@@ -206,6 +209,9 @@ class MixCallback(Callback):
             raise ValueError(expected("label_smoothing", "0 with `mix_targets=False`", label_smoothing))
         self.access = BatchAccess(input_key, target_key, getter, setter)
         self.cut_dims = _check_cut_dims(cut_dims)
+        _check_int("ignore_index", ignore_index, optional=True)
+        self.ignore_index = ignore_index
+        self.mask_mixup = check_choice("mask_mixup", mask_mixup, ("soft", "error"))
         _check_int("start_epoch", start_epoch, 0)
         _check_int("stop_epoch", stop_epoch, optional=True)
         if stop_epoch is not None and 0 <= stop_epoch <= start_epoch:
@@ -315,7 +321,7 @@ class MixCallback(Callback):
         else:
             params = self._unmixed(x, cut_sizes)
         if target is not None and target_key is not None:
-            self._set_target(batch, target_key, target, params, trainer, pl_module)
+            self._set_target(batch, target_key, target, params, trainer, pl_module, tuple(x.shape), self._cut_dims(x))
         self.last_params, self.last_target = params, target
         if self.log_stats and trainer.loggers:
             stats = {
@@ -403,18 +409,27 @@ class MixCallback(Callback):
         params: MixParams,
         trainer: pl.Trainer,
         pl_module: pl.LightningModule,
+        input_shape: tuple[int, ...],
+        cut_dims: tuple[int, ...],
     ) -> None:
         num_classes = self.num_classes
-        if num_classes is None and _is_index(target):
+        integer = not (target.dtype.is_floating_point or target.dtype == torch.bool)
+        keeps_mask = not params.has_mixup and self.label_smoothing == 0  # CutMix pastes integer masks as they are
+        if num_classes is None and integer and (target.ndim == 1 or not keeps_mask):
             if self._found_classes is None:
                 self._found_classes = _find_num_classes(trainer, pl_module)
             num_classes = self._found_classes
-        # Checking the index range reads the values (a host sync on an accelerator): first batch of a fit only.
-        soft = mix_target(
+        # Checking the label range reads the values (a host sync on an accelerator): first batch of a fit only.
+        soft = mix_any_target(
             target,
             params,
+            input_shape=input_shape,
+            cut_dims=cut_dims,
             num_classes=num_classes,
             label_smoothing=self.label_smoothing,
+            ignore_index=self.ignore_index,
+            mask_mixup=self.mask_mixup,
+            copy=not owns_memory(target),
             validate_args=not self._validated,
         )
         self._validated = True

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-from lightning_mix.functional._checks import check_probability, expected
+from lightning_mix.functional._checks import check_choice, check_probability, expected
 from lightning_mix.functional.mixing import _check_batch, _normalise_cut_dims, mix_, pixel_weight
 from lightning_mix.functional.params import MixParams
+from lightning_mix.functional.targets import mix_target
 
-__all__ = ["check_mask", "mix_mask_target", "paste_mask_"]
+__all__ = ["check_mask", "mix_any_target", "mix_mask_target", "paste_mask_"]
 
 
 def check_mask(mask: Tensor, image: Tensor | None = None) -> None:
@@ -151,3 +153,114 @@ def mix_mask_target(
     weight = pixel_weight(params, soft.shape, dims).to(soft.device, non_blocking=True)
     partner = params.partner.to(soft.device, non_blocking=True)
     return soft.lerp_(soft.index_select(0, partner), weight)
+
+
+def mix_any_target(
+    target: Tensor,
+    params: MixParams,
+    *,
+    input_shape: Sequence[int],
+    cut_dims: Sequence[int],
+    num_classes: int | None = None,
+    label_smoothing: float = 0.0,
+    ignore_index: int | None = None,
+    mask_mixup: Literal["soft", "error"] = "soft",
+    copy: bool = True,
+    validate_args: bool = True,
+) -> Tensor:
+    """Mix a target of any supported kind with the parameters used for its input of shape ``input_shape``.
+
+    The kind is told by dtype and shape, never guessed:
+
+    - integer ``(B,)`` class indices and floating/bool ``(B, C)`` rows: :func:`mix_target` (soft ``(B, C)``);
+    - integer ``(B, *spatial)`` masks, ``spatial`` equal to the input's: with CutMix alone and no label
+      smoothing, the partner's box is pasted and the mask stays integer (:func:`paste_mask_`); when MixUp can
+      occur, or with smoothing, per-pixel soft targets ``(B, C, *spatial)`` (:func:`mix_mask_target`), unless
+      ``mask_mixup="error"``;
+    - floating ``(B, C, *spatial)`` per-pixel soft targets: mixed like the pixels, as float32.
+
+    Args:
+        target: the batch's target.
+        params: the parameters used for the input.
+        input_shape: the input's shape ``(B, C, *spatial)``.
+        cut_dims: the negative dims the boxes span.
+        num_classes: C for class indices and masks.
+        label_smoothing: ε for class indices and masks.
+        ignore_index: mask label that carries no target.
+        mask_mixup: ``"soft"`` builds per-pixel soft targets when MixUp mixes a mask; ``"error"`` refuses.
+        copy: paste into a copy of an integer mask (False: overwrite ``target``).
+        validate_args: check label ranges (reads the values).
+
+    Returns:
+        The mixed target.
+
+    Raises:
+        TypeError: for a target of no supported kind.
+        ValueError: for MixUp on a mask with ``mask_mixup="error"``, or a bad value.
+
+    Example:
+        >>> from lightning_mix.functional.params import sample_mix_params
+        >>> p = sample_mix_params(2, (4, 4), cutmix_alpha=1.0, generator=torch.Generator().manual_seed(0))
+        >>> mask = torch.randint(3, (2, 4, 4))
+        >>> mix_any_target(mask, p, input_shape=(2, 3, 4, 4), cut_dims=(-2, -1)).dtype
+        torch.int64
+        >>> mix_any_target(torch.tensor([0, 2]), p, input_shape=(2, 3, 4, 4), cut_dims=(-2, -1), num_classes=3).shape
+        torch.Size([2, 3])
+    """
+    check_choice("mask_mixup", mask_mixup, ("soft", "error"))
+    if not isinstance(target, Tensor):
+        raise TypeError(expected("target", "a torch.Tensor", type(target).__name__))
+    spatial = tuple(input_shape[2:])
+    integer = not (target.dtype.is_floating_point or target.dtype == torch.bool)
+    if target.ndim == 1 or (target.ndim == 2 and not integer):
+        return mix_target(
+            target, params, num_classes=num_classes, label_smoothing=label_smoothing, validate_args=validate_args
+        )
+    if integer and target.ndim == len(input_shape) - 1 and tuple(target.shape[1:]) != spatial:
+        raise ValueError(
+            expected(
+                "mask.shape",
+                f"(B, *spatial) matching the input's {(input_shape[0], *spatial)}",
+                tuple(target.shape),
+                "Mask and input must have the same spatial sizes.",
+            )
+        )
+    if integer and tuple(target.shape[1:]) == spatial:
+        if not params.has_mixup and label_smoothing == 0:
+            return paste_mask_(target.clone() if copy else target, params, cut_dims=cut_dims)
+        if params.has_mixup and mask_mixup == "error":
+            raise ValueError(
+                expected(
+                    "mask_mixup",
+                    '"soft" when MixUp mixes segmentation masks',
+                    mask_mixup,
+                    "Use CutMix alone to keep integer masks, or allow per-pixel soft targets.",
+                )
+            )
+        if num_classes is None:
+            raise ValueError(expected("num_classes", "an int >= 1 for soft mask targets", None, "Pass `num_classes`."))
+        return mix_mask_target(
+            target,
+            params,
+            num_classes=num_classes,
+            cut_dims=cut_dims,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            validate_args=validate_args,
+        )
+    if not integer and target.ndim >= 3 and tuple(target.shape[2:]) == spatial:
+        if check_probability("label_smoothing", label_smoothing) > 0:
+            raise ValueError(
+                expected("label_smoothing", "0 for dense targets", label_smoothing, "Smooth them before mixing.")
+            )
+        if num_classes is not None and target.shape[1] != num_classes:
+            raise ValueError(expected("target.shape[1]", f"num_classes ({num_classes})", target.shape[1]))
+        return mix_(target.to(torch.float32, copy=True), params, cut_dims=cut_dims)
+    raise TypeError(
+        expected(
+            "target",
+            f"class indices (B,), dense rows (B, C), an integer mask (B, *{spatial}) or soft per-pixel "
+            f"targets (B, C, *{spatial})",
+            f"{target.dtype} of shape {tuple(target.shape)}",
+        )
+    )
