@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from numbers import Integral
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -16,7 +15,15 @@ from typing_extensions import Self, override
 
 from lightning_mix.batch import BatchAccess, Getter, Key, Setter, owns_memory
 from lightning_mix.functional import MixParams, Workspace, default_cut_dims, mix_, mix_any_target, sample_mix_params
-from lightning_mix.functional._checks import check_alpha, check_choice, check_minmax, check_probability, expected
+from lightning_mix.functional._checks import (
+    check_alpha,
+    check_bool,
+    check_choice,
+    check_int,
+    check_minmax,
+    check_probability,
+    expected,
+)
 from lightning_mix.seeding import step_seed
 from lightning_mix.visual import send_images
 
@@ -24,21 +31,6 @@ if TYPE_CHECKING:
     import lightning.pytorch as pl
 
 __all__ = ["CutMixCallback", "MixCallback", "MixUpCallback"]
-
-
-def _check_int(name: str, value: Any, minimum: int | None = None, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, Integral):  # NumPy integers pass
-        raise TypeError(expected(name, "an int" + (" or None" if optional else ""), value))
-    if minimum is not None and value < minimum:
-        raise ValueError(expected(name, f"an int >= {minimum}", value))
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(expected(name, "a bool", value))
-    return value
 
 
 def _check_cut_dims(cut_dims: Any) -> tuple[int, ...] | None:
@@ -65,7 +57,7 @@ def _find_num_classes(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int
     }
     for name, value in sources.items():
         if value is not None:
-            _check_int(name, value, 1)
+            check_int(name, value, 1)
             return int(value)
     raise ValueError(
         expected(
@@ -195,33 +187,33 @@ class MixCallback(Callback):
         self.prob = check_probability("prob", prob)
         self.switch_prob = check_probability("switch_prob", switch_prob)
         self.mode: Literal["batch", "elem"] = check_choice("mode", mode, ("batch", "elem"))
-        self.correct_lam = _check_bool("correct_lam", correct_lam)
+        self.correct_lam = check_bool("correct_lam", correct_lam)
         self.cutmix_minmax = check_minmax("cutmix_minmax", cutmix_minmax)
         if not (self.mixup_alpha > 0 or self.has_cutmix):
             raise ValueError(
                 expected("mixup_alpha or cutmix_alpha", "> 0", (mixup_alpha, cutmix_alpha), "Enable one method.")
             )
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
-        _check_int("num_classes", num_classes, 1, optional=True)
+        check_int("num_classes", num_classes, 1, optional=True)
         self.num_classes = None if num_classes is None else int(num_classes)
-        self.mix_targets = _check_bool("mix_targets", mix_targets)
+        self.mix_targets = check_bool("mix_targets", mix_targets)
         if not mix_targets and self.label_smoothing > 0:
             raise ValueError(expected("label_smoothing", "0 with `mix_targets=False`", label_smoothing))
         self.access = BatchAccess(input_key, target_key, getter, setter)
         self.cut_dims = _check_cut_dims(cut_dims)
-        _check_int("ignore_index", ignore_index, optional=True)
+        check_int("ignore_index", ignore_index, optional=True)
         self.ignore_index = ignore_index
         self.mask_mixup = check_choice("mask_mixup", mask_mixup, ("soft", "error"))
-        _check_int("start_epoch", start_epoch, 0)
-        _check_int("stop_epoch", stop_epoch, optional=True)
+        check_int("start_epoch", start_epoch, 0)
+        check_int("stop_epoch", stop_epoch, optional=True)
         if stop_epoch is not None and 0 <= stop_epoch <= start_epoch:
             requirement = f"None, > start_epoch ({start_epoch}), or < 0 to count from `max_epochs`"
             raise ValueError(expected("stop_epoch", requirement, stop_epoch))
         self.start_epoch, self.stop_epoch = start_epoch, stop_epoch
-        _check_int("seed", seed, optional=True)
+        check_int("seed", seed, optional=True)
         self.seed = seed
-        self.log_stats = _check_bool("log_stats", log_stats)
-        _check_int("log_images_every_n_epochs", log_images_every_n_epochs, 0)
+        self.log_stats = check_bool("log_stats", log_stats)
+        check_int("log_images_every_n_epochs", log_images_every_n_epochs, 0)
         self.log_images_every_n_epochs = log_images_every_n_epochs
 
         self.enabled = True

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 __all__ = [
     "check_alpha",
+    "check_bool",
     "check_choice",
+    "check_int",
     "check_minmax",
     "check_probability",
     "expected",
@@ -71,4 +74,21 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     """Return ``value`` after checking it is one of ``choices``."""
     if value not in choices:
         raise ValueError(expected(name, "one of " + ", ".join(repr(c) for c in choices), value))
+    return value
+
+
+def check_int(name: str, value: Any, minimum: int | None = None, *, optional: bool = False) -> None:
+    """Check that ``value`` is an int (not a bool), at least ``minimum`` when given, or None when ``optional``."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, Integral):  # NumPy integers pass
+        raise TypeError(expected(name, "an int" + (" or None" if optional else ""), value))
+    if minimum is not None and value < minimum:
+        raise ValueError(expected(name, f"an int >= {minimum}", value))
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` after checking it is a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(expected(name, "a bool", value))
     return value
