@@ -1,0 +1,351 @@
+"""Training-step overhead of ``MixCallback`` through a real ``lightning.Trainer``, with its memory and host syncs.
+
+CPU (default): a small CNN on 32×32 images, batch 128. CUDA: torchvision's ResNet-50 at 224², batch 64. Every
+configuration (no callback, then MixUp, CutMix and both, per batch and per sample) trains the same model from
+the same initial weights on the same data, in fresh Trainers interleaved in a shuffled order, and a timing
+callback placed first records each step from ``on_train_batch_start`` to ``on_train_batch_end``: mixing,
+forward, backward and optimizer step, data loading left out (which makes the overhead look larger, not
+smaller). The first steps of every run are warm-up and dropped; the table reports the median step.
+
+Syncs and memory are watched inside the callback's hook only, in one more run per configuration (the rest of the
+training loop is not ours). Syncs, from the second step on (the first batch of a fit checks the range of the
+class indices once, on purpose): the op recorder of ``tests/sync_guard.py`` on CPU,
+``torch.cuda.set_sync_debug_mode("error")`` on CUDA, which raises at the first sync. Memory: the peak of what
+torch allocates inside the hook over the first steps, its workspace included (profiler allocation events on CPU,
+``torch.cuda.max_memory_allocated`` on CUDA, where the peak of a whole fit with the callback minus the peak
+without it is reported as well).
+
+Run ``python bench/bench_training.py --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import itertools
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_mix import MixCallback
+
+ROOT = Path(__file__).resolve().parents[1]
+NUM_CLASSES = 10
+CONFIGS: dict[str, dict[str, Any] | None] = {
+    "none": None,
+    "mixup batch": {"mixup_alpha": 0.8, "mode": "batch"},
+    "cutmix batch": {"cutmix_alpha": 1.0, "mode": "batch"},
+    "mixup elem": {"mixup_alpha": 0.8, "mode": "elem"},
+    "cutmix elem": {"cutmix_alpha": 1.0, "mode": "elem"},
+    "both elem": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "mode": "elem"},
+}
+
+
+def small_cnn() -> nn.Module:
+    """A CIFAR-sized CNN: three conv-BN-ReLU-pool stages (32, 64, 128 channels) and a linear head."""
+
+    def stage(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+
+    return nn.Sequential(
+        *stage(3, 32), *stage(32, 64), *stage(64, 128), nn.Flatten(), nn.Linear(128 * 4 * 4, NUM_CLASSES)
+    )
+
+
+class Classifier(L.LightningModule):
+    """Cross-entropy on whatever target the batch holds: class indices, or the callback's soft targets."""
+
+    def __init__(self, arch: str) -> None:
+        super().__init__()
+        if arch == "resnet50":
+            from torchvision.models import resnet50
+
+            self.net = resnet50(num_classes=NUM_CLASSES)
+        else:
+            self.net = small_cnn()
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9)
+
+
+class StepTimer(Callback):
+    """Per-step wall time (CPU) or GPU time between CUDA events (CUDA), from batch start to batch end."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.cpu_times: list[float] = []
+        self.events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int) -> None:
+        if self.cuda:
+            self.events.append((torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)))
+            self.events[-1][0].record()
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self.cuda:
+            self.events[-1][1].record()
+        self.cpu_times.append(time.perf_counter() - self._start)
+
+    def times(self) -> list[float]:
+        if not self.cuda:
+            return self.cpu_times
+        torch.cuda.synchronize()
+        return [start.elapsed_time(end) / 1e3 for start, end in self.events]
+
+
+def peak_allocated(events: Any) -> int:
+    """The highest total of live bytes over a profiler's CPU allocation events, counted from zero."""
+    changes = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in events
+        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
+    )
+    return max(itertools.accumulate((nbytes for _, nbytes in changes), initial=0))
+
+
+def _sync_recorder() -> Any:
+    spec = importlib.util.spec_from_file_location("sync_guard", ROOT / "tests" / "sync_guard.py")
+    if spec is None or spec.loader is None:
+        raise ImportError("tests/sync_guard.py not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SyncRecorder
+
+
+class HookWatch:
+    """Two callbacks placed around the mixing callback, watching its ``on_train_batch_start`` only."""
+
+    def __init__(self, cuda: bool, memory_steps: int) -> None:
+        self.cuda, self.memory_steps = cuda, memory_steps
+        self.host_reads, self.watched_steps, self.peak_bytes = 0, 0, 0
+        self.recorder: Any = None
+        self.profiler: Any = None
+        self.allocated = 0
+        recorder_type, watch = _sync_recorder(), self
+
+        class Before(Callback):
+            def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+                watch.start(trainer.global_step, recorder_type)
+
+        class After(Callback):
+            def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+                watch.stop(trainer.global_step)
+
+        self.before, self.after = Before(), After()
+
+    def start(self, step: int, recorder_type: Any) -> None:
+        if step < self.memory_steps:
+            if self.cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                self.allocated = torch.cuda.memory_allocated()
+            else:
+                activities = [torch.profiler.ProfilerActivity.CPU]
+                self.profiler = torch.profiler.profile(activities=activities, profile_memory=True)
+                self.profiler.__enter__()
+        if step > 0:  # the first batch of a fit checks the class indices, on purpose
+            if self.cuda:
+                torch.cuda.set_sync_debug_mode("error")
+            else:
+                self.recorder = recorder_type()
+                self.recorder.__enter__()
+
+    def stop(self, step: int) -> None:
+        if step > 0:
+            self.watched_steps += 1
+            if self.cuda:
+                torch.cuda.set_sync_debug_mode("default")
+            else:
+                self.recorder.__exit__(None, None, None)
+                self.host_reads += len(self.recorder.syncs)
+        if step < self.memory_steps:
+            if self.cuda:
+                torch.cuda.synchronize()
+                peak = torch.cuda.max_memory_allocated() - self.allocated
+            else:
+                self.profiler.__exit__(None, None, None)
+                peak = peak_allocated(self.profiler.profiler.kineto_results.events())
+            self.peak_bytes = max(self.peak_bytes, peak)
+
+
+def make_loader(args: argparse.Namespace) -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    n = args.batch_size * 8
+    x = torch.rand(n, 3, args.size, args.size, generator=g)
+    y = torch.randint(NUM_CLASSES, (n,), generator=g)
+    cuda = args.device == "cuda"
+    return DataLoader(TensorDataset(x, y), batch_size=args.batch_size, shuffle=True, drop_last=True, pin_memory=cuda)
+
+
+def fit(config: str, args: argparse.Namespace, loader: DataLoader, watch: bool = False) -> dict[str, Any]:
+    """One fresh Trainer run: step times, and with ``watch`` the syncs and memory of the mixing hook."""
+    cuda = args.device == "cuda"
+    torch.manual_seed(0)
+    model = Classifier(args.arch)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    timer = StepTimer(cuda)
+    callbacks: list[Callback] = [timer]
+    options = CONFIGS[config]
+    hooks = HookWatch(cuda, args.memory_steps) if watch and options is not None else None
+    if options is not None:
+        mixer = MixCallback(**options, num_classes=NUM_CLASSES, seed=0)
+        callbacks += [hooks.before, mixer, hooks.after] if hooks is not None else [mixer]
+    trainer = L.Trainer(
+        accelerator="gpu" if cuda else "cpu",
+        devices=1,
+        max_steps=args.steps,
+        precision=args.precision,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated() if cuda else 0
+    trainer.fit(model, loader)
+    result: dict[str, Any] = {"times": timer.times()[args.warmup :]}
+    if cuda and hooks is None:
+        result["fit_peak_bytes"] = torch.cuda.max_memory_allocated() - before
+    if hooks is not None:
+        result.update(host_reads=hooks.host_reads, watched_steps=hooks.watched_steps, hook_peak_bytes=hooks.peak_bytes)
+    return result
+
+
+def _iqr(values: list[float]) -> float:
+    quartiles = statistics.quantiles(values, n=4)
+    return quartiles[2] - quartiles[0]
+
+
+def machine(args: argparse.Namespace) -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+    info: dict[str, Any] = {
+        "cpu": names[0] if names else platform.processor(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "threads": torch.get_num_threads(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average": os.getloadavg(),
+    }
+    if args.device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    cuda = torch.cuda.is_available()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if cuda else "cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--arch", default=None, choices=["small_cnn", "resnet50"], help="default per device")
+    parser.add_argument("--size", type=int, default=None, help="image side; default 32 (CPU) or 224 (CUDA)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 128 (CPU) or 64 (CUDA)")
+    parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {list(CONFIGS)}")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads on CPU")
+    parser.add_argument("--steps", type=int, default=60, help="steps per run")
+    parser.add_argument("--warmup", type=int, default=10, help="steps dropped at the start of every run")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per configuration, interleaved")
+    parser.add_argument("--memory-steps", type=int, default=3, help="steps whose hook memory is recorded")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file; default bench/results/training-DEVICE.json")
+    args = parser.parse_args(argv)
+    gpu = args.device == "cuda"
+    args.arch = args.arch or ("resnet50" if gpu else "small_cnn")
+    args.size = args.size or (224 if gpu else 32)
+    args.batch_size = args.batch_size or (64 if gpu else 128)
+    return args
+
+
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
+    configs = args.configs.split(",")
+    if "none" not in configs:
+        configs.insert(0, "none")
+    loader = make_loader(args)
+    times: dict[str, list[float]] = {c: [] for c in configs}
+    fit_peaks: dict[str, list[int]] = {c: [] for c in configs}
+    order, shuffle = list(configs), random.Random(0)
+    for _ in range(args.repeats):
+        shuffle.shuffle(order)
+        for config in order:
+            result = fit(config, args, loader)
+            times[config] += result["times"]
+            if "fit_peak_bytes" in result:
+                fit_peaks[config].append(result["fit_peak_bytes"])
+    base = statistics.median(times["none"])
+    rows = []
+    for config in configs:
+        median = statistics.median(times[config])
+        row: dict[str, Any] = {
+            "config": config,
+            "median_ms": median * 1e3,
+            "iqr_ms": _iqr(times[config]) * 1e3,
+            "steps": len(times[config]),
+            "overhead_pct": (median / base - 1) * 100,
+            "overhead_ms": (median - base) * 1e3,
+        }
+        if fit_peaks[config]:
+            row["fit_extra_bytes"] = max(fit_peaks[config]) - max(fit_peaks["none"])
+        if config != "none":
+            try:
+                watched = fit(config, args, loader, watch=True)
+                row.update({k: v for k, v in watched.items() if k != "times"})
+                row["syncs"] = row["host_reads"]
+            except RuntimeError as error:  # set_sync_debug_mode("error") raised
+                row["syncs"] = f"sync: {str(error).splitlines()[0][:100]}"
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = measure(args)
+    batch_bytes = args.batch_size * 3 * args.size**2 * 4
+    print(f"\n{args.arch} {args.size}×{args.size}, batch {args.batch_size}, {args.precision}, {args.device}")
+    print(f"(one float32 batch = {batch_bytes / 2**20:.2f} MiB)\n")
+    print("| callback | median step ms | overhead | hook peak MiB | host syncs in the hook |")
+    print("|---|---:|---:|---:|---:|")
+    for row in rows:
+        peak = row.get("hook_peak_bytes")
+        mib = f"{peak / 2**20:.2f}" if isinstance(peak, int) else ""
+        overhead = "" if row["config"] == "none" else f"{row['overhead_pct']:+.2f}% ({row['overhead_ms']:+.2f} ms)"
+        print(f"| {row['config']} | {row['median_ms']:.2f} | {overhead} | {mib} | {row.get('syncs', '')} |")
+    report: dict[str, Any] = {
+        "machine": machine(args),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "rows": rows,
+    }
+    out = args.out or ROOT / "bench" / "results" / f"training-{args.device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\n{json.dumps(report['machine'])}\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()
