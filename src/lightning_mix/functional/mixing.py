@@ -213,8 +213,9 @@ def mix_(
         return x.copy_(mix_(x.contiguous(), params, cut_dims=dims, workspace=workspace))
     y = x.permute(order)  # the same memory with the dims in memory order: contiguous
     cuts = [order.index(d % x.ndim) for d in dims] if params.has_cutmix else []
-    donor = _gather_partners(y, params, cuts, workspace)
-    weight = _partner_weight(y, params, cuts)
+    spans = _spans(params.box.to(x.device, non_blocking=True), [y.shape[d] for d in cuts]) if cuts else []
+    donor = _gather_partners(y, params, cuts, spans, workspace)
+    weight = _partner_weight(y, params, cuts, spans)
     if x.dtype in _EXACT_FLOATS:
         y.lerp_(donor, weight.to(x.dtype))
     elif not params.has_mixup:
@@ -231,13 +232,16 @@ def _memory_order(x: Tensor) -> list[int] | None:
     return order if order[0] == 0 and x.permute(order).is_contiguous() else None
 
 
-def _inside(box: Tensor, size: int) -> Tensor:
-    """``(B, size)`` bool: which positions along one dim fall in each sample's ``[start, stop)`` range."""
-    positions = torch.arange(size, device=box.device)
-    return (positions >= box[:, :1]) & (positions < box[:, 1:])
+def _spans(box: Tensor, sizes: list[int]) -> list[Tensor]:
+    """Per cut dim, a ``(B, size)`` bool of the positions inside each sample's ``[start, stop)`` range."""
+    positions = torch.arange(max(sizes), device=box.device)
+    inside = (positions >= box[..., :1]) & (positions < box[..., 1:])  # (B, D, max size), one pass for all dims
+    return [inside[:, k, :size] for k, size in enumerate(sizes)]
 
 
-def _gather_partners(y: Tensor, params: MixParams, cuts: list[int], workspace: Workspace | None) -> Tensor:
+def _gather_partners(
+    y: Tensor, params: MixParams, cuts: list[int], spans: list[Tensor], workspace: Workspace | None
+) -> Tensor:
     """The partners' values, gathered by sample, or by row for CutMix boxes that span several rows."""
     size, device = y.shape[0], y.device
     partner = params.partner.to(device, non_blocking=True)
@@ -246,39 +250,35 @@ def _gather_partners(y: Tensor, params: MixParams, cuts: list[int], workspace: W
         return torch.index_select(y.view(size, -1), 0, partner, out=donor.view(size, -1)).view(y.shape)
     inner = max(cuts)
     lead = (size,) + (1,) * (inner - 1)
-    box = params.box.to(device, non_blocking=True)
     crossed = []  # per outer cut dim, the rows the box spans
-    for k, dim in enumerate(cuts):
-        if dim == inner:
-            continue
-        shape = list(lead)
-        shape[dim] = y.shape[dim]
-        crossed.append(_inside(box[:, k], y.shape[dim]).view(shape))
+    for dim, span in zip(cuts, spans, strict=True):
+        if dim != inner:
+            shape = list(lead)
+            shape[dim] = y.shape[dim]
+            crossed.append(span.reshape(shape))
     take = functools.reduce(operator.and_, crossed)
     if params.has_mixup:  # a MixUp sample takes every row
         take = take | ~params.cutmix.to(device, non_blocking=True).view(lead)
-    own = torch.arange(size, device=device).view(lead)
     rows = y.shape[1:inner]
     per_sample = math.prod(rows)
-    index = torch.add(
-        torch.arange(per_sample, device=device).view(1, *rows),
-        torch.where(take, partner.view(lead), own),
-        alpha=per_sample,
+    start = torch.where(
+        take, partner.view(lead) * per_sample, torch.arange(0, size * per_sample, per_sample, device=device).view(lead)
     )
+    index = torch.arange(per_sample, device=device).view(1, *rows) + start
     flat = (size * per_sample, -1)
-    return torch.index_select(y.view(flat), 0, index.flatten(), out=donor.view(flat)).view(y.shape)
+    return torch.index_select(y.view(flat), 0, index.view(-1), out=donor.view(flat)).view(y.shape)
 
 
-def _partner_weight(y: Tensor, params: MixParams, cuts: list[int]) -> Tensor:
+def _partner_weight(y: Tensor, params: MixParams, cuts: list[int], spans: list[Tensor]) -> Tensor:
     """The weight of the partner, broadcastable against ``y``: per sample, and along the innermost cut dim."""
     size, device = y.shape[0], y.device
-    mixed = params.mixed.to(device, non_blocking=True)[:, None]
     shape = [size] + [1] * (y.ndim - 1)
+    mixed = params.mixed.to(device, non_blocking=True)[:, None]
     if not cuts:
         lam = params.lam.to(device, non_blocking=True)[:, None]
         return ((1.0 - lam) * mixed).view(shape)
     inner = max(cuts)
-    cut = _inside(params.box.to(device, non_blocking=True)[:, cuts.index(inner)], y.shape[inner])
+    cut = spans[cuts.index(inner)]
     if params.has_mixup:
         lam = params.lam.to(device, non_blocking=True)[:, None]
         cutmix = params.cutmix.to(device, non_blocking=True)[:, None]
@@ -286,7 +286,7 @@ def _partner_weight(y: Tensor, params: MixParams, cuts: list[int]) -> Tensor:
     else:
         weight = cut  # a box is empty where the sample is not mixed by CutMix
     shape[inner] = y.shape[inner]
-    weight = weight.view(shape)
+    weight = weight.reshape(shape)
     trailing = math.prod(y.shape[inner + 1 :])
     if 1 < trailing <= _MATERIALISE:  # e.g. the channels of channels_last: a broadcast this short is slow
         weight = weight.expand(*shape[: inner + 1], *y.shape[inner + 1 :]).contiguous()

@@ -115,7 +115,7 @@ def _paper_boxes(
     alike (an integer centre with ``start = c - side // 2`` shifts even-sided boxes half a pixel left).
     """
     sizes = _sizes(cut_sizes, device)
-    ratio = (1.0 - lam).clamp_(0.0, 1.0).pow_(1.0 / len(cut_sizes))
+    ratio = (1.0 - lam).pow_(1.0 / len(cut_sizes))  # λ is in [0, 1]
     cut = torch.round(ratio[:, None] * sizes)
     centre = torch.rand(lam.shape[0], len(cut_sizes), generator=generator, device=device).mul_(sizes)
     start = torch.sub(centre, cut, alpha=0.5).round_()
@@ -235,8 +235,12 @@ def sample_mix_params(
         if minmax is not None or correct_lam:
             area = (box[..., 1] - box[..., 0]).prod(dim=1).to(torch.float32)
             lam_cut = area.div_(-float(torch.Size(cut_sizes).numel())).add_(1.0)
-        lam = torch.where(cutmix, lam_cut, lam) if has_mixup else lam_cut
-        box = box * (mixed & cutmix)[:, None, None]
+        if has_mixup:
+            lam = torch.where(cutmix, lam_cut, lam)
+            box = box * (mixed & cutmix)[:, None, None]
+        else:
+            lam = lam_cut
+            box = box * mixed[:, None, None]
     else:
         box = torch.zeros((n, len(cut_sizes), 2), dtype=torch.long, device=dev)
     lam = torch.where(mixed, lam, 1.0)
