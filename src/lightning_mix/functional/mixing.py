@@ -179,9 +179,10 @@ def mix_(
     channels_last) is kept.
 
     The work is two passes over the batch. The partners' values are gathered into a reusable buffer, by sample,
-    or for CutMix by row (the innermost cut dimension and everything after it), taking the partner's row only
-    where the box crosses it; one ``lerp_`` then blends them in with a weight that varies along the samples and
-    the innermost cut dimension only, so no per-pixel mask is ever built.
+    or for per-sample CutMix boxes by row (the innermost cut dimension and everything after it), taking the
+    partner's row only where the box crosses it; one ``lerp_`` then blends them in with a weight that varies
+    along the samples and the innermost cut dimension only, or, for a box the whole batch shares
+    (``params.shared``), along the cut dimensions only. No per-sample pixel mask is ever built.
 
     Args:
         x: the batch ``(B, ...)``; overwritten. Pass a copy to keep the original.
@@ -213,8 +214,9 @@ def mix_(
         return x.copy_(mix_(x.contiguous(), params, cut_dims=dims, workspace=workspace))
     y = x.permute(order)  # the same memory with the dims in memory order: contiguous
     cuts = [order.index(d % x.ndim) for d in dims] if params.has_cutmix else []
-    spans = _spans(params.box.to(x.device, non_blocking=True), [y.shape[d] for d in cuts]) if cuts else []
-    donor = _gather_partners(y, params, cuts, spans, workspace)
+    box = params.box[:1] if params.shared else params.box  # a shared box serves every sample
+    spans = _spans(box.to(x.device, non_blocking=True), [y.shape[d] for d in cuts]) if cuts else []
+    donor = _gather_partners(y, params, [] if params.shared else cuts, spans, workspace)
     weight = _partner_weight(y, params, cuts, spans)
     if x.dtype in _EXACT_FLOATS:
         y.lerp_(donor, weight.to(x.dtype))
@@ -250,13 +252,8 @@ def _gather_partners(
         return torch.index_select(y.view(size, -1), 0, partner, out=donor.view(size, -1)).view(y.shape)
     inner = max(cuts)
     lead = (size,) + (1,) * (inner - 1)
-    crossed = []  # per outer cut dim, the rows the box spans
-    for dim, span in zip(cuts, spans, strict=True):
-        if dim != inner:
-            shape = list(lead)
-            shape[dim] = y.shape[dim]
-            crossed.append(span.reshape(shape))
-    take = functools.reduce(operator.and_, crossed)
+    crossed = (_along(span, dim, lead, y.shape[dim]) for dim, span in zip(cuts, spans, strict=True) if dim != inner)
+    take = functools.reduce(operator.and_, crossed)  # the rows the box spans
     if params.has_mixup:  # a MixUp sample takes every row
         take = take | ~params.cutmix.to(device, non_blocking=True).view(lead)
     rows = y.shape[1:inner]
@@ -270,27 +267,33 @@ def _gather_partners(
 
 
 def _partner_weight(y: Tensor, params: MixParams, cuts: list[int], spans: list[Tensor]) -> Tensor:
-    """The weight of the partner, broadcastable against ``y``: per sample, and along the innermost cut dim."""
-    size, device = y.shape[0], y.device
-    shape = [size] + [1] * (y.ndim - 1)
-    mixed = params.mixed.to(device, non_blocking=True)[:, None]
+    """The weight of the partner, broadcastable against ``y``.
+
+    Per sample it varies along the innermost cut dim only (the gather chose the rows); a shared box gives one
+    weight over all cut dims, broadcast over the batch.
+    """
+    n = 1 if params.shared else y.shape[0]
+    lead = (n,) + (1,) * (y.ndim - 1)
+    lam, cutmix, mixed = (
+        t[:n].to(y.device, non_blocking=True).view(lead) for t in (params.lam, params.cutmix, params.mixed)
+    )
     if not cuts:
-        lam = params.lam.to(device, non_blocking=True)[:, None]
-        return ((1.0 - lam) * mixed).view(shape)
-    inner = max(cuts)
-    cut = spans[cuts.index(inner)]
-    if params.has_mixup:
-        lam = params.lam.to(device, non_blocking=True)[:, None]
-        cutmix = params.cutmix.to(device, non_blocking=True)[:, None]
-        weight = torch.where(cutmix, cut.to(lam.dtype), 1.0 - lam) * mixed
-    else:
-        weight = cut  # a box is empty where the sample is not mixed by CutMix
-    shape[inner] = y.shape[inner]
-    weight = weight.reshape(shape)
-    trailing = math.prod(y.shape[inner + 1 :])
-    if 1 < trailing <= _MATERIALISE:  # e.g. the channels of channels_last: a broadcast this short is slow
-        weight = weight.expand(*shape[: inner + 1], *y.shape[inner + 1 :]).contiguous()
+        return (1.0 - lam) * mixed
+    dims = cuts if params.shared else [max(cuts)]
+    cut = functools.reduce(operator.and_, (_along(spans[cuts.index(d)], d, lead, y.shape[d]) for d in dims))
+    # a box is empty where the sample is not mixed by CutMix
+    weight = torch.where(cutmix, cut.to(lam.dtype), 1.0 - lam) * mixed if params.has_mixup else cut
+    inner = max(dims)
+    trailing = y.shape[inner + 1 :]
+    if 1 < math.prod(trailing) <= _MATERIALISE:  # e.g. the channels of channels_last: a broadcast this short is slow
+        weight = weight.expand(*weight.shape[: inner + 1], *trailing).contiguous()
     return weight
+
+
+def _along(span: Tensor, dim: int, lead: tuple[int, ...], size: int) -> Tensor:
+    shape = list(lead)
+    shape[dim] = size
+    return span.reshape(shape)
 
 
 def _select_(y: Tensor, donor: Tensor, take: Tensor) -> None:

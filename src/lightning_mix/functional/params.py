@@ -6,6 +6,7 @@ is ever read back to the host, so sampling never synchronises with an accelerato
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -35,6 +36,8 @@ class MixParams:
         cut_sizes: sizes of the cut dimensions the boxes were drawn for.
         has_mixup: whether the configuration can produce MixUp samples (a static, host-side flag).
         has_cutmix: whether the configuration can produce CutMix samples (a static, host-side flag).
+        shared: whether every sample has the same ``lam``, ``cutmix``, ``mixed`` and ``box`` (``mode="batch"``),
+            so that the kernels may read them from the first sample only (a static, host-side flag).
     """
 
     lam: Tensor
@@ -45,6 +48,7 @@ class MixParams:
     cut_sizes: tuple[int, ...]
     has_mixup: bool
     has_cutmix: bool
+    shared: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -57,7 +61,7 @@ class MixParams:
             name: getattr(self, name).to(device, non_blocking=True)
             for name in ("lam", "partner", "cutmix", "mixed", "box")
         }
-        return MixParams(**move, cut_sizes=self.cut_sizes, has_mixup=self.has_mixup, has_cutmix=self.has_cutmix)
+        return dataclasses.replace(self, **move)
 
 
 def sample_partners(
@@ -257,4 +261,5 @@ def sample_mix_params(
         cut_sizes=cut_sizes,
         has_mixup=has_mixup,
         has_cutmix=has_cutmix,
+        shared=n != batch_size,
     )
