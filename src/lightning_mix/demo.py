@@ -37,7 +37,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibratio
 from lightning_mix.functional._checks import check_probability, expected
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure, SubFigure
 
 __all__ = ["BatchSnapshot", "CIFAR10DataModule", "DigitsDataModule", "SmallCNN", "add_label_noise", "plot_batch"]
 
@@ -429,7 +429,14 @@ def _caption(target: Tensor) -> str:
     return "\n".join(parts)
 
 
-def plot_batch(images: Tensor, targets: Tensor, *, columns: int = 8, title: str | None = None) -> Figure:
+def plot_batch(
+    images: Tensor,
+    targets: Tensor,
+    *,
+    columns: int = 8,
+    title: str | None = None,
+    figure: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     r"""Draw images with their labels: a class index, or the two heaviest classes of a soft target and weights.
 
     Args:
@@ -437,31 +444,31 @@ def plot_batch(images: Tensor, targets: Tensor, *, columns: int = 8, title: str 
         targets: ``(B,)`` class indices or ``(B, K)`` soft targets.
         columns: images per row.
         title: figure title.
+        figure: a matplotlib figure or subfigure to draw into; a new figure when None.
 
     Returns:
-        A matplotlib figure (needs matplotlib).
+        The figure drawn into (needs matplotlib).
 
     Example:
         >>> fig = plot_batch(torch.rand(4, 1, 8, 8), torch.tensor([[0.7, 0.3], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]))
         >>> [ax.get_title() for ax in fig.axes]
         ['0: 0.70\n1: 0.30', '0: 1.00', '1: 1.00', '0: 0.50\n1: 0.50']
     """
-    plt = _require("matplotlib.pyplot")
     count = images.shape[0]
     cols = max(1, min(columns, count))
     rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.55 * rows), squeeze=False)
+    if figure is None:
+        size = (1.3 * cols, 1.55 * rows + (0.3 if title else 0))
+        figure = _require("matplotlib.pyplot").figure(figsize=size, layout="tight")
+    images = images.detach().float().cpu()
     low = images.amin(dim=(1, 2, 3), keepdim=True)
-    shown = ((images - low) / (images.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-12)).float()
-    for i, ax in enumerate(axes.flat):
+    shown = (images - low) / (images.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-12)
+    for i in range(count):
+        ax = figure.add_subplot(rows, cols, i + 1)
         ax.set_axis_off()
-        if i < count:
-            picture = shown[i].permute(1, 2, 0).numpy()
-            ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap="gray", interpolation="nearest")
-            ax.set_title(_caption(targets[i]), fontsize=8)
-    for ax in list(axes.flat)[count:]:
-        fig.delaxes(ax)
+        picture = shown[i].permute(1, 2, 0).numpy()
+        ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap="gray", interpolation="nearest")
+        ax.set_title(_caption(targets[i]), fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig  # type: ignore[no-any-return]
+        figure.suptitle(title, fontsize=10)
+    return figure
