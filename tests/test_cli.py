@@ -1,5 +1,6 @@
 """LightningCLI round trips: callback flags and YAML in any LightningCLI app, and the ready `lightning-mix` command."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -225,7 +226,8 @@ def test_console_script(tmp_path: Path) -> None:
     args = ["fit", "--mix.cutmix_alpha", "1.0", "--mix.mode", "elem", "--mix.mixup_alpha", "0.2"]
     args += ["--data.image_size=8", "--model.width=4", "--trainer.max_steps=2", "--trainer.limit_val_batches=1"]
     args += ["--trainer.enable_progress_bar=false", "--seed_everything=0"]
-    done = subprocess.run([str(script), *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # a tiny model, and pytest-xdist keeps every core busy
+    done = subprocess.run([str(script), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "`Trainer.fit` stopped: `max_steps=2` reached" in done.stdout + done.stderr
     saved = yaml.safe_load(next(tmp_path.glob("lightning_logs/version_0/config.yaml")).read_text())
