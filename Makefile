@@ -32,7 +32,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(PY) -m pip install kornia
-	$(PY) bench/bench_kernels.py $(ARGS)
+	PY=$(PY) sh bench/run_all.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -9,7 +9,9 @@ Memory is the peak of what a fresh candidate allocates over a few steps, one-tim
 included and its copy of the batch excluded: on CPU from torch's allocation events recorded by the profiler
 (``profile_memory=True``), on CUDA from ``torch.cuda.max_memory_allocated``. Host reads are the aten ops that read
 a tensor's value on the host, counted with ``tests/sync_guard.py``; on CUDA the script also counts the syncs
-``torch.cuda.set_sync_debug_mode`` reports.
+``torch.cuda.set_sync_debug_mode`` reports. Minor page faults per step show which candidates allocate fresh
+batch-sized memory every step: on CPU their first touch costs one fault per 4 KiB page, a cost that varies a lot
+between machines and runs (virtual machines especially).
 
 Run ``python bench/bench_kernels.py --help`` for the options.
 """
@@ -25,6 +27,7 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import sys
 import time
@@ -37,7 +40,7 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-MIXUP_ALPHA, CUTMIX_ALPHA, NUM_CLASSES = 0.8, 1.0, 1000
+MIXUP_ALPHA, CUTMIX_ALPHA = 0.8, 1.0
 METHODS = ("cutmix", "mixup", "both")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "uint8": torch.uint8}
 Step = Callable[[], Any]
@@ -45,12 +48,12 @@ Step = Callable[[], Any]
 
 @dataclass(frozen=True)
 class Case:
-    """One candidate: ``make(x, y)`` returns the step function, closed over its own copy of the batch."""
+    """One candidate: ``make(x, y, classes)`` returns the step function, closed over its own copy of the batch."""
 
     library: str
     method: str
     mode: str
-    make: Callable[[torch.Tensor, torch.Tensor], Step]
+    make: Callable[[torch.Tensor, torch.Tensor, int], Step]
 
     @property
     def name(self) -> str:
@@ -61,17 +64,17 @@ def _alphas(method: str) -> tuple[float, float]:
     return (MIXUP_ALPHA if method != "cutmix" else 0.0), (CUTMIX_ALPHA if method != "mixup" else 0.0)
 
 
-def _copy(x: torch.Tensor, y: torch.Tensor) -> Step:
+def _copy(x: torch.Tensor, y: torch.Tensor, classes: int) -> Step:
     out = torch.empty_like(x)
     return lambda: out.copy_(x)
 
 
-def _ours(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor], Step]:
+def _ours(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor, int], Step]:
     from lightning_mix.functional import Workspace, mix_, mix_target, sample_mix_params
 
     mixup_alpha, cutmix_alpha = _alphas(method)
 
-    def make(x: torch.Tensor, y: torch.Tensor) -> Step:
+    def make(x: torch.Tensor, y: torch.Tensor, classes: int) -> Step:
         x, generator, workspace = x.clone(), torch.Generator(device=x.device).manual_seed(0), Workspace()
         cut_sizes = tuple(x.shape[-2:]) if cutmix_alpha > 0 else ()
 
@@ -85,19 +88,19 @@ def _ours(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor], Step
                 generator=generator,
             )
             mix_(x, params, workspace=workspace)
-            return mix_target(y, params, num_classes=NUM_CLASSES, validate_args=False)
+            return mix_target(y, params, num_classes=classes, validate_args=False)
 
         return step
 
     return make
 
 
-def _torchvision(method: str) -> Callable[[torch.Tensor, torch.Tensor], Step]:
+def _torchvision(method: str) -> Callable[[torch.Tensor, torch.Tensor, int], Step]:
     from torchvision.transforms import v2
 
-    def make(x: torch.Tensor, y: torch.Tensor) -> Step:
-        cutmix = v2.CutMix(alpha=CUTMIX_ALPHA, num_classes=NUM_CLASSES)
-        mixup = v2.MixUp(alpha=MIXUP_ALPHA, num_classes=NUM_CLASSES)
+    def make(x: torch.Tensor, y: torch.Tensor, classes: int) -> Step:
+        cutmix = v2.CutMix(alpha=CUTMIX_ALPHA, num_classes=classes)
+        mixup = v2.MixUp(alpha=MIXUP_ALPHA, num_classes=classes)
         transform = {"cutmix": cutmix, "mixup": mixup, "both": v2.RandomChoice([cutmix, mixup])}[method]
         x = x.clone()
         return lambda: transform(x, y)  # returns a new batch: the input is left as it is
@@ -105,18 +108,18 @@ def _torchvision(method: str) -> Callable[[torch.Tensor, torch.Tensor], Step]:
     return make
 
 
-def _timm(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor], Step]:
+def _timm(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor, int], Step]:
     from timm.data.mixup import Mixup
 
     mixup_alpha, cutmix_alpha = _alphas(method)
 
-    def make(x: torch.Tensor, y: torch.Tensor) -> Step:
+    def make(x: torch.Tensor, y: torch.Tensor, classes: int) -> Step:
         mixer = Mixup(
             mixup_alpha=mixup_alpha,
             cutmix_alpha=cutmix_alpha,
             mode=mode,
             label_smoothing=0.0,
-            num_classes=NUM_CLASSES,
+            num_classes=classes,
         )
         x = x.clone()
         return lambda: mixer(x, y)  # in place
@@ -124,10 +127,10 @@ def _timm(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor], Step
     return make
 
 
-def _kornia(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor], Step]:
+def _kornia(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor, int], Step]:
     import kornia.augmentation as K
 
-    def make(x: torch.Tensor, y: torch.Tensor) -> Step:
+    def make(x: torch.Tensor, y: torch.Tensor, classes: int) -> Step:
         kwargs: dict[str, Any] = {"same_on_batch": mode == "batch", "data_keys": ["input", "class"]}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -152,11 +155,16 @@ def build_cases(methods: list[str], libraries: list[str]) -> list[Case]:
     return cases
 
 
+def num_classes(shape: tuple[int, ...]) -> int:
+    """ImageNet's 1000 classes for large images, CIFAR-100's 100 for small ones."""
+    return 1000 if shape[-1] >= 128 else 100
+
+
 def make_batch(shape: tuple[int, ...], dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(shape, generator=g)
     x = (x * 255).round_().to(dtype) if dtype == torch.uint8 else x.to(dtype)
-    y = torch.randint(NUM_CLASSES, (shape[0],), generator=g)
+    y = torch.randint(num_classes(shape), (shape[0],), generator=g)
     return x.to(device), y.to(device)
 
 
@@ -234,6 +242,14 @@ def _sync_recorder() -> Any:
     return module.SyncRecorder
 
 
+def count_page_faults(step: Step, steps: int = 3) -> float:
+    """Minor page faults per step: each first touch of freshly allocated memory costs one per 4 KiB page."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(steps):
+        step()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
+
+
 def count_host_reads(step: Step, device: str) -> dict[str, int]:
     """Ops that read tensor values on the host in one step; on CUDA also the syncs the CUDA runtime reports."""
     recorder = _sync_recorder()()
@@ -269,9 +285,9 @@ def extra_memory(case: Case, x: torch.Tensor, y: torch.Tensor, device: str, step
 
     CPU: torch's allocation events recorded by the profiler; CUDA: ``torch.cuda.max_memory_allocated``.
     """
-    small = case.make(*make_batch((2, *x.shape[1:-2], 8, 8), x.dtype, device))
+    small = case.make(*make_batch((2, *x.shape[1:-2], 8, 8), x.dtype, device), num_classes(x.shape))
     small()  # load lazily imported code on a tiny batch
-    step = case.make(x, y)  # the candidate's copy of the batch is made here, outside the measurement
+    step = case.make(x, y, num_classes(x.shape))  # its copy of the batch is made here, outside the measurement
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -314,20 +330,21 @@ def machine() -> dict[str, Any]:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = []
-    for shape, dtype in dict.fromkeys((r["shape"], r["dtype"]) for r in rows):
+    for shape, dtype, classes in dict.fromkeys((r["shape"], r["dtype"], r["classes"]) for r in rows):
         lines += [
-            f"\n### {shape} {dtype}\n",
-            "| candidate | median ms | × copy | extra MiB / step | host reads / step |",
-            "|---|---:|---:|---:|---:|",
+            f"\n### {shape} {dtype}, {classes} classes\n",
+            "| candidate | median ms | × copy | extra MiB / step | page faults / step | host reads / step |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for r in (r for r in rows if r["shape"] == shape and r["dtype"] == dtype):
             if r.get("error"):
-                lines.append(f"| {r['case']} | unsupported: {r['error']} | | | |")
+                lines.append(f"| {r['case']} | unsupported: {r['error']} | | | | |")
                 continue
             memory = r.get("extra_bytes")
             mib = f"{memory / 2**20:.1f}" if isinstance(memory, int) else (memory or "")
             reads = str(r["host_reads"]) + (f" ({r['cuda_syncs']} CUDA syncs)" if "cuda_syncs" in r else "")
-            lines.append(f"| {r['case']} | {r['median_ms']:.3f} | {r['ratio_to_copy']:.2f} | {mib} | {reads} |")
+            cells = f"{r['median_ms']:.3f} | {r['ratio_to_copy']:.2f} | {mib} | {r['page_faults']:.0f} | {reads}"
+            lines.append(f"| {r['case']} | {cells} |")
     return "\n".join(lines)
 
 
@@ -360,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
             steps, errors = {}, {}
             for case in cases:
                 try:
-                    steps[case.name] = case.make(x, y)
+                    steps[case.name] = case.make(x, y, num_classes(shape))
                 except Exception as error:  # an anchor that does not support the dtype
                     errors[case.name] = describe(error)
             times, failed = time_steps(
@@ -372,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
                 row: dict[str, Any] = {
                     "shape": "×".join(map(str, shape)),
                     "dtype": dtype_name,
+                    "classes": num_classes(shape),
                     "case": case.name,
                     "library": case.library,
                     "method": case.method,
@@ -390,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 try:
                     row.update(count_host_reads(steps[case.name], args.device))
+                    row["page_faults"] = count_page_faults(steps[case.name])
                     if not args.no_memory:
                         row["extra_bytes"] = extra_memory(case, x, y, args.device, args.memory_steps)
                 except Exception as error:
