@@ -90,7 +90,43 @@ def add_label_noise(labels: Tensor, noise: float, num_classes: int, *, generator
     return torch.where(flip, (labels + shift) % num_classes, labels)
 
 
-class DigitsDataModule(LightningDataModule):
+class _SplitDataModule(LightningDataModule):
+    """Training, validation and test loaders over the datasets ``setup`` builds."""
+
+    def __init__(self, batch_size: int, num_workers: int) -> None:
+        super().__init__()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(expected("batch_size", "an int >= 1", batch_size))
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.train_set: Dataset[Any] | None = None
+        self.val_set: Dataset[Any] | None = None
+        self.test_set: Dataset[Any] | None = None
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        """Shuffled training batches; the last one may be smaller."""
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        """Validation batches."""
+        return self._loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        """Test batches."""
+        return self._loader(self.test_set)
+
+    def _loader(self, dataset: Dataset[Any] | None, shuffle: bool = False) -> DataLoader[Any]:
+        if dataset is None:
+            raise RuntimeError(expected("setup()", "called before asking for a loader", None))
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+
+class DigitsDataModule(_SplitDataModule):
     """scikit-learn's 8×8 handwritten digits as a datamodule: 10 classes, one channel, nothing to download.
 
     The 1,797 images are split at random (``seed``) into test, validation and training sets, scaled to [0, 1],
@@ -135,19 +171,16 @@ class DigitsDataModule(LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
-        for name, value, low in (("batch_size", batch_size, 1), ("image_size", image_size, 8), ("seed", seed, 0)):
+        super().__init__(batch_size, num_workers)
+        for name, value, low in (("image_size", image_size, 8), ("seed", seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(expected(name, f"an int >= {low}", value))
         if _check_fraction("val_fraction", val_fraction) + _check_fraction("test_fraction", test_fraction) >= 1:
             raise ValueError(expected("val_fraction + test_fraction", "< 1", val_fraction + test_fraction))
         self.save_hyperparameters()
-        self.batch_size, self.image_size, self.seed, self.num_workers = batch_size, image_size, seed, num_workers
+        self.image_size, self.seed = image_size, seed
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.label_noise = check_probability("label_noise", label_noise)
-        self.train_set: TensorDataset | None = None
-        self.val_set: TensorDataset | None = None
-        self.test_set: TensorDataset | None = None
 
     def setup(self, stage: str) -> None:
         """Load, split, normalise and resize the digits (once)."""
@@ -170,25 +203,8 @@ class DigitsDataModule(LightningDataModule):
         self.val_set = TensorDataset(images[val], labels[val])
         self.test_set = TensorDataset(images[test], labels[test])
 
-    def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled training batches; the last one may be smaller."""
-        return self._loader(self.train_set, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader[Any]:
-        """Validation batches (clean labels)."""
-        return self._loader(self.val_set)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        """Test batches (clean labels)."""
-        return self._loader(self.test_set)
-
-    def _loader(self, dataset: Dataset[Any] | None, shuffle: bool = False) -> DataLoader[Any]:
-        if dataset is None:
-            raise RuntimeError(expected("setup()", "called before asking for a loader", None))
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
-
-
-class CIFAR10DataModule(LightningDataModule):
+class CIFAR10DataModule(_SplitDataModule):
     """CIFAR-10 through torchvision, from files already on disk unless ``download=True``.
 
     Training images get the usual random crop (padding 4) and horizontal flip; all are normalised with the
@@ -234,17 +250,12 @@ class CIFAR10DataModule(LightningDataModule):
         seed: int = 0,
         num_workers: int = 2,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 < val_size < 50_000:
             raise ValueError(expected("val_size", "an int in [1, 50000)", val_size))
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(expected("batch_size", "an int >= 1", batch_size))
         self.save_hyperparameters()
         self.data_dir, self.download = Path(data_dir), download
-        self.batch_size, self.val_size, self.seed, self.num_workers = batch_size, val_size, seed, num_workers
-        self.train_set: Dataset[Any] | None = None
-        self.val_set: Dataset[Any] | None = None
-        self.test_set: Dataset[Any] | None = None
+        self.val_size, self.seed = val_size, seed
 
     def prepare_data(self) -> None:
         """Download the data if asked to; otherwise check they are there."""
@@ -272,29 +283,6 @@ class CIFAR10DataModule(LightningDataModule):
         self.train_set = Subset(train_full, order[self.val_size :])
         self.val_set = Subset(eval_full, order[: self.val_size])
         self.test_set = datasets.CIFAR10(str(self.data_dir), train=False, transform=plain)
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled, augmented training batches."""
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        """Validation batches."""
-        return self._loader(self.val_set)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        """Test batches."""
-        return self._loader(self.test_set)
-
-    def _loader(self, dataset: Dataset[Any] | None, shuffle: bool = False) -> DataLoader[Any]:
-        if dataset is None:
-            raise RuntimeError(expected("setup()", "called before asking for a loader", None))
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
