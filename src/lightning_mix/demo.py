@@ -264,7 +264,7 @@ class CIFAR10DataModule(_SplitDataModule):
             for train in (True, False):
                 datasets.CIFAR10(str(self.data_dir), train=train, download=True)
         elif not (self.data_dir / "cifar-10-batches-py").is_dir():
-            hint = "Point `data_dir` at your copy, or pass `download=True` (`--download` in the demo)."
+            hint = "Point `data_dir` at your copy, or pass `download=True` (`--data.download true`, `--download`)."
             where = str(self.data_dir.resolve())
             raise FileNotFoundError(expected("data_dir", "a directory holding cifar-10-batches-py", where, hint))
 
