@@ -91,10 +91,10 @@ def sample_partners(
         raise ValueError(expected("batch_size", "an int >= 1", batch_size))
     device = device if device is not None else (generator.device if generator is not None else None)
     order = torch.randperm(batch_size, generator=generator, device=device)
-    even = batch_size - batch_size % 2
-    swapped = order[:even].view(-1, 2).flip(1).view(-1)  # 2k <-> 2k + 1 in shuffled order
-    if batch_size % 2:
-        swapped = torch.cat((swapped, order[:1]))  # the odd one out borrows from the first sample in shuffled order
+    if batch_size % 2 == 0:
+        swapped = order.view(-1, 2).flip(1).view(-1)  # 2k <-> 2k + 1 in shuffled order
+    else:  # the odd one out borrows from the first sample in shuffled order
+        swapped = torch.cat((order[:-1].view(-1, 2).flip(1).view(-1), order[:1]))
     return torch.empty_like(order).scatter_(0, order, swapped)
 
 
@@ -250,8 +250,8 @@ def sample_mix_params(
     lam = torch.where(mixed, lam, 1.0)
 
     partner = sample_partners(batch_size, generator=generator, device=dev)
-    if n != batch_size:
-        mixed, cutmix, lam, box = (t.expand(batch_size, *t.shape[1:]) for t in (mixed, cutmix, lam, box))
+    if n != batch_size:  # one draw for the whole batch
+        mixed, cutmix, lam, box = (t.repeat(batch_size, *(1,) * (t.ndim - 1)) for t in (mixed, cutmix, lam, box))
     return MixParams(
         lam=lam.contiguous(),
         partner=partner,
