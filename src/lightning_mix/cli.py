@@ -21,6 +21,7 @@ from typing import Any
 
 from lightning import Callback, LightningDataModule
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from typing_extensions import override
 
 from lightning_mix.callback import MixCallback
 from lightning_mix.functional._checks import expected
@@ -96,6 +97,7 @@ class MixCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         super().__init__(*args, **kwargs)
 
+    @override
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Add the ``mix`` group and the defaults of the ready-made command."""
         parser.add_lightning_class_args(MixCallback, "mix")
@@ -106,6 +108,7 @@ class MixCLI(LightningCLI):
             defaults["data"] = {"class_path": DEFAULT_DATA}
         parser.set_defaults(defaults)
 
+    @override
     def instantiate_classes(self) -> None:
         """Instantiate as LightningCLI does, link ``num_classes`` and put the mixing callback first."""
         super().instantiate_classes()

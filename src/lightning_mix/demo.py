@@ -33,6 +33,7 @@ from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+from typing_extensions import override
 
 from lightning_mix.functional._checks import check_probability, expected
 
@@ -102,14 +103,17 @@ class _SplitDataModule(LightningDataModule):
         self.val_set: Dataset[Any] | None = None
         self.test_set: Dataset[Any] | None = None
 
+    @override
     def train_dataloader(self) -> DataLoader[Any]:
         """Shuffled training batches; the last one may be smaller."""
         return self._loader(self.train_set, shuffle=True)
 
+    @override
     def val_dataloader(self) -> DataLoader[Any]:
         """Validation batches."""
         return self._loader(self.val_set)
 
+    @override
     def test_dataloader(self) -> DataLoader[Any]:
         """Test batches."""
         return self._loader(self.test_set)
@@ -182,6 +186,7 @@ class DigitsDataModule(_SplitDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.label_noise = check_probability("label_noise", label_noise)
 
+    @override
     def setup(self, stage: str) -> None:
         """Load, split, normalise and resize the digits (once)."""
         if self.train_set is not None:
@@ -257,6 +262,7 @@ class CIFAR10DataModule(_SplitDataModule):
         self.data_dir, self.download = Path(data_dir), download
         self.val_size, self.seed = val_size, seed
 
+    @override
     def prepare_data(self) -> None:
         """Download the data if asked to; otherwise check they are there."""
         if self.download:
@@ -268,6 +274,7 @@ class CIFAR10DataModule(_SplitDataModule):
             where = str(self.data_dir.resolve())
             raise FileNotFoundError(expected("data_dir", "a directory holding cifar-10-batches-py", where, hint))
 
+    @override
     def setup(self, stage: str) -> None:
         """Build the datasets (once)."""
         if self.train_set is not None:
@@ -339,11 +346,13 @@ class SmallCNN(LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_ece = MulticlassCalibrationError(num_classes, n_bins=15)
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         """Class logits ``(B, num_classes)``."""
         out: Tensor = self.net(x)
         return out
 
+    @override
     def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
         """Cross-entropy with the batch's targets, whatever their format."""
         x, target = batch[0], batch[1]
@@ -351,10 +360,12 @@ class SmallCNN(LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
+    @override
     def validation_step(self, batch: list[Tensor], batch_idx: int) -> None:
         """Loss, accuracy and calibration error on clean labels."""
         self._evaluate(batch, "val", self.val_acc, self.val_ece)
 
+    @override
     def test_step(self, batch: list[Tensor], batch_idx: int) -> None:
         """Loss, accuracy and calibration error on clean labels."""
         self._evaluate(batch, "test", self.test_acc, self.test_ece)
@@ -368,6 +379,7 @@ class SmallCNN(LightningModule):
         self.log(f"{stage}/acc", acc, prog_bar=True)
         self.log(f"{stage}/ece", ece)
 
+    @override
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """AdamW, with the learning rate decayed to 0 along a cosine over the planned steps."""
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -402,6 +414,7 @@ class BatchSnapshot(Callback):
         self.input_key, self.target_key = input_key, target_key
         self.batch: tuple[Tensor, Tensor] | None = None
 
+    @override
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         """Copy the first batch to the host."""
         if self.batch is None:
