@@ -7,6 +7,9 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# pytest-xdist runs one worker per core: more intra-op threads per worker only oversubscribe the cores
+__import__("torch").set_num_threads(1)
+
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
