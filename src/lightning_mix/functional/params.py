@@ -251,7 +251,7 @@ def sample_mix_params(
 
     partner = sample_partners(batch_size, generator=generator, device=dev)
     if n != batch_size:  # one draw for the whole batch
-        mixed, cutmix, lam, box = (t.repeat(batch_size, *(1,) * (t.ndim - 1)) for t in (mixed, cutmix, lam, box))
+        mixed, cutmix, lam, box = (t.expand(batch_size, *t.shape[1:]) for t in (mixed, cutmix, lam, box))
     return MixParams(
         lam=lam.contiguous(),
         partner=partner,
