@@ -1,11 +1,16 @@
 """Training-step overhead of ``MixCallback`` through a real ``lightning.Trainer``, with its memory and host syncs.
 
 CPU (default): a small CNN on 32×32 images, batch 128. CUDA: torchvision's ResNet-50 at 224², batch 64. Every
-configuration (no callback, then MixUp, CutMix and both, per batch and per sample) trains the same model from
-the same initial weights on the same data, in fresh Trainers interleaved in a shuffled order, and a timing
-callback placed first records each step from ``on_train_batch_start`` to ``on_train_batch_end``: mixing,
-forward, backward and optimizer step, data loading left out (which makes the overhead look larger, not
-smaller). The first steps of every run are warm-up and dropped; the table reports the median step.
+configuration (MixUp, CutMix and both, per batch and per sample) trains the same model from the same initial
+weights on the same data, in fresh Trainers interleaved in a shuffled order. A timing callback placed first
+records each step from ``on_train_batch_start`` to ``on_train_batch_end``: mixing, forward, backward and
+optimizer step, data loading left out (which makes the overhead look larger, not smaller). The first steps of
+every run are warm-up and dropped.
+
+The mixing callback acts on odd steps only, so every run times both sides of the comparison under the same load:
+the overhead is the median difference between a mixed step and the unmixed step just before it, relative to the
+median unmixed step. On a machine shared with other work this is far steadier than comparing separate runs,
+which ``--separate`` does instead (runs without the callback at all, against runs that mix every step).
 
 Syncs and memory are watched inside the callback's hook only, in one more run per configuration (the rest of the
 training loop is not ours). Syncs, from the second step on (the first batch of a fit checks the range of the
@@ -86,6 +91,18 @@ class Classifier(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9)
 
 
+def _event_pair() -> tuple[torch.cuda.Event, torch.cuda.Event]:
+    return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+
+class EveryOtherStep(MixCallback):
+    """The mixing callback acting on odd steps only: even steps are the no-callback baseline of the same run."""
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int) -> None:
+        if trainer.global_step % 2:
+            super().on_train_batch_start(trainer, pl_module, batch, idx)
+
+
 class StepTimer(Callback):
     """Per-step wall time (CPU) or GPU time between CUDA events (CUDA), from batch start to batch end."""
 
@@ -96,7 +113,7 @@ class StepTimer(Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int) -> None:
         if self.cuda:
-            self.events.append((torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)))
+            self.events.append(_event_pair())
             self.events[-1][0].record()
         self._start = time.perf_counter()
 
@@ -104,6 +121,41 @@ class StepTimer(Callback):
         if self.cuda:
             self.events[-1][1].record()
         self.cpu_times.append(time.perf_counter() - self._start)
+
+    def times(self) -> list[float]:
+        if not self.cuda:
+            return self.cpu_times
+        torch.cuda.synchronize()
+        return [start.elapsed_time(end) / 1e3 for start, end in self.events]
+
+
+class HookTimer:
+    """Two callbacks placed around the mixing callback: the time of its ``on_train_batch_start`` on mixed steps."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.cpu_times: list[float] = []
+        self.events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+        timer = self
+
+        class Before(Callback):
+            def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+                if trainer.global_step % 2:
+                    if timer.cuda:
+                        timer.events.append(
+                            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                        )
+                        timer.events[-1][0].record()
+                    timer.start = time.perf_counter()
+
+        class After(Callback):
+            def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+                if trainer.global_step % 2:
+                    if timer.cuda:
+                        timer.events[-1][1].record()
+                    timer.cpu_times.append(time.perf_counter() - timer.start)
+
+        self.before, self.after = Before(), After()
 
     def times(self) -> list[float]:
         if not self.cuda:
@@ -196,8 +248,13 @@ def make_loader(args: argparse.Namespace) -> DataLoader:
     return DataLoader(TensorDataset(x, y), batch_size=args.batch_size, shuffle=True, drop_last=True, pin_memory=cuda)
 
 
-def fit(config: str, args: argparse.Namespace, loader: DataLoader, watch: bool = False) -> dict[str, Any]:
-    """One fresh Trainer run: step times, and with ``watch`` the syncs and memory of the mixing hook."""
+def fit(
+    config: str, args: argparse.Namespace, loader: DataLoader, *, watch: bool = False, paired: bool = False
+) -> dict[str, Any]:
+    """One fresh Trainer run: step times, and with ``watch`` the syncs and memory of the mixing hook.
+
+    With ``paired`` the callback mixes odd steps only, so the run times both sides of the comparison.
+    """
     cuda = args.device == "cuda"
     torch.manual_seed(0)
     model = Classifier(args.arch)
@@ -207,9 +264,11 @@ def fit(config: str, args: argparse.Namespace, loader: DataLoader, watch: bool =
     callbacks: list[Callback] = [timer]
     options = CONFIGS[config]
     hooks = HookWatch(cuda, args.memory_steps) if watch and options is not None else None
+    hook_timer = HookTimer(cuda) if paired and options is not None else None
     if options is not None:
-        mixer = MixCallback(**options, num_classes=NUM_CLASSES, seed=0)
-        callbacks += [hooks.before, mixer, hooks.after] if hooks is not None else [mixer]
+        mixer = (EveryOtherStep if paired else MixCallback)(**options, num_classes=NUM_CLASSES, seed=0)
+        around = hooks if hooks is not None else hook_timer
+        callbacks += [around.before, mixer, around.after] if around is not None else [mixer]
     trainer = L.Trainer(
         accelerator="gpu" if cuda else "cpu",
         devices=1,
@@ -227,7 +286,10 @@ def fit(config: str, args: argparse.Namespace, loader: DataLoader, watch: bool =
         torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated() if cuda else 0
     trainer.fit(model, loader)
-    result: dict[str, Any] = {"times": timer.times()[args.warmup :]}
+    warmup = args.warmup + args.warmup % 2  # keep (even, odd) pairs aligned
+    result: dict[str, Any] = {"times": timer.times()[warmup:]}
+    if hook_timer is not None:
+        result["hook_times"] = hook_timer.times()[warmup // 2 :]
     if cuda and hooks is None:
         result["fit_peak_bytes"] = torch.cuda.max_memory_allocated() - before
     if hooks is not None:
@@ -268,9 +330,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {list(CONFIGS)}")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads on CPU")
-    parser.add_argument("--steps", type=int, default=60, help="steps per run")
+    parser.add_argument("--steps", type=int, default=170, help="steps per run")
     parser.add_argument("--warmup", type=int, default=10, help="steps dropped at the start of every run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per configuration, interleaved")
+    parser.add_argument(
+        "--separate",
+        action="store_true",
+        help="time separate runs with and without the callback instead of alternating steps within each run",
+    )
     parser.add_argument("--memory-steps", type=int, default=3, help="steps whose hook memory is recorded")
     parser.add_argument("--out", type=Path, default=None, help="JSON file; default bench/results/training-DEVICE.json")
     args = parser.parse_args(argv)
@@ -282,43 +349,77 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
-    configs = args.configs.split(",")
-    if "none" not in configs:
-        configs.insert(0, "none")
+    """Interleaved runs; per configuration the median step and its overhead over the no-callback steps."""
+    configs = [c for c in args.configs.split(",") if c != "none"]
     loader = make_loader(args)
-    times: dict[str, list[float]] = {c: [] for c in configs}
-    fit_peaks: dict[str, list[int]] = {c: [] for c in configs}
-    order, shuffle = list(configs), random.Random(0)
+    times: dict[str, list[float]] = {c: [] for c in ["none", *configs]}
+    baseline: dict[str, list[float]] = {c: [] for c in configs}  # the no-callback steps of the same runs
+    diffs: dict[str, list[float]] = {c: [] for c in configs}  # (mixed step) - (the unmixed step before it)
+    hook: dict[str, list[float]] = {c: [] for c in configs}  # time in the mixing hook, mixed steps
+    fit_peaks: dict[str, list[int]] = {c: [] for c in times}
+    order, shuffle = ["none", *configs] if args.separate else configs, random.Random(0)
     for _ in range(args.repeats):
         shuffle.shuffle(order)
         for config in order:
-            result = fit(config, args, loader)
-            times[config] += result["times"]
+            result = fit(config, args, loader, paired=not args.separate and config != "none")
+            steps = result["times"]
+            if args.separate or config == "none":
+                times[config] += steps
+            else:
+                without, with_ = steps[0::2], steps[1::2]
+                times[config] += with_
+                times["none"] += without
+                baseline[config] += without
+                diffs[config] += [b - a for a, b in zip(without, with_, strict=False)]
+                hook[config] += result["hook_times"]
             if "fit_peak_bytes" in result:
                 fit_peaks[config].append(result["fit_peak_bytes"])
     base = statistics.median(times["none"])
-    rows = []
+    rows: list[dict[str, Any]] = [
+        {"config": "none", "median_ms": base * 1e3, "iqr_ms": _iqr(times["none"]) * 1e3, "steps": len(times["none"])}
+    ]
     for config in configs:
         median = statistics.median(times[config])
+        if args.separate:
+            overhead, reference = median - base, base
+        else:  # paired: robust to load drifting between runs
+            overhead, reference = statistics.median(diffs[config]), statistics.median(baseline[config])
         row: dict[str, Any] = {
             "config": config,
             "median_ms": median * 1e3,
             "iqr_ms": _iqr(times[config]) * 1e3,
             "steps": len(times[config]),
-            "overhead_pct": (median / base - 1) * 100,
-            "overhead_ms": (median - base) * 1e3,
+            "overhead_ms": overhead * 1e3,
+            "overhead_pct": overhead / reference * 100,
         }
-        if fit_peaks[config]:
+        if hook[config]:
+            row["hook_ms"] = statistics.median(hook[config]) * 1e3
+            row["hook_pct"] = statistics.median(hook[config]) / reference * 100
+        if fit_peaks[config] and fit_peaks["none"]:
             row["fit_extra_bytes"] = max(fit_peaks[config]) - max(fit_peaks["none"])
-        if config != "none":
-            try:
-                watched = fit(config, args, loader, watch=True)
-                row.update({k: v for k, v in watched.items() if k != "times"})
-                row["syncs"] = row["host_reads"]
-            except RuntimeError as error:  # set_sync_debug_mode("error") raised
-                row["syncs"] = f"sync: {str(error).splitlines()[0][:100]}"
+        try:
+            watched = fit(config, args, loader, watch=True)
+            row.update({k: v for k, v in watched.items() if k != "times"})
+            row["syncs"] = row["host_reads"]
+        except RuntimeError as error:  # set_sync_debug_mode("error") raised
+            row["syncs"] = f"sync: {str(error).splitlines()[0][:100]}"
         rows.append(row)
     return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| callback | median step ms | step overhead | time in the hook | hook peak MiB | host syncs in the hook |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        peak = row.get("hook_peak_bytes")
+        mib = f"{peak / 2**20:.2f}" if isinstance(peak, int) else ""
+        overhead = f"{row['overhead_pct']:+.2f}% ({row['overhead_ms']:+.2f} ms)" if "overhead_ms" in row else ""
+        hook = f"{row['hook_pct']:.2f}% ({row['hook_ms']:.2f} ms)" if "hook_ms" in row else ""
+        cells = f"{row['median_ms']:.2f} | {overhead} | {hook} | {mib} | {row.get('syncs', '')}"
+        lines.append(f"| {row['config']} | {cells} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -328,13 +429,7 @@ def main(argv: list[str] | None = None) -> None:
     batch_bytes = args.batch_size * 3 * args.size**2 * 4
     print(f"\n{args.arch} {args.size}×{args.size}, batch {args.batch_size}, {args.precision}, {args.device}")
     print(f"(one float32 batch = {batch_bytes / 2**20:.2f} MiB)\n")
-    print("| callback | median step ms | overhead | hook peak MiB | host syncs in the hook |")
-    print("|---|---:|---:|---:|---:|")
-    for row in rows:
-        peak = row.get("hook_peak_bytes")
-        mib = f"{peak / 2**20:.2f}" if isinstance(peak, int) else ""
-        overhead = "" if row["config"] == "none" else f"{row['overhead_pct']:+.2f}% ({row['overhead_ms']:+.2f} ms)"
-        print(f"| {row['config']} | {row['median_ms']:.2f} | {overhead} | {mib} | {row.get('syncs', '')} |")
+    print(table(rows))
     report: dict[str, Any] = {
         "machine": machine(args),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
