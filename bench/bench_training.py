@@ -357,7 +357,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     diffs: dict[str, list[float]] = {c: [] for c in configs}  # (mixed step) - (the unmixed step before it)
     hook: dict[str, list[float]] = {c: [] for c in configs}  # time in the mixing hook, mixed steps
     fit_peaks: dict[str, list[int]] = {c: [] for c in times}
-    order, shuffle = ["none", *configs] if args.separate else configs, random.Random(0)
+    order, shuffle = (["none", *configs] if args.separate else list(configs)), random.Random(0)
     for _ in range(args.repeats):
         shuffle.shuffle(order)
         for config in order:

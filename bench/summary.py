@@ -46,20 +46,13 @@ def _time(row: dict[str, Any]) -> str:
 
 
 def training(report: dict[str, Any]) -> str:
+    from bench_training import table  # the table bench_training.py prints
+
     s = report["settings"]
-    lines = [
-        _machine(report),
-        f"\n{s['arch']} at {s['size']}×{s['size']}, batch {s['batch_size']}, {s['precision']}, {s['device']}: "
-        f"median of {s['repeats']} interleaved runs × {s['steps'] - s['warmup']} steps\n",
-        "| callback | median step ms | overhead | hook peak MiB | host syncs in the hook |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for row in report["rows"]:
-        peak = row.get("hook_peak_bytes")
-        overhead = "" if row["config"] == "none" else f"{row['overhead_pct']:+.2f}% ({row['overhead_ms']:+.2f} ms)"
-        mib = f"{peak / 2**20:.2f}" if isinstance(peak, int) else ""
-        lines.append(f"| {row['config']} | {row['median_ms']:.2f} | {overhead} | {mib} | {row.get('syncs', '')} |")
-    return "\n".join(lines)
+    pairs = (s["steps"] - s["warmup"]) // 2
+    how = f"{s['repeats']} separate runs" if s.get("separate") else f"{s['repeats']} runs × {pairs} step pairs"
+    header = f"{s['arch']} at {s['size']}×{s['size']}, batch {s['batch_size']}, {s['precision']}, {s['device']}: {how}"
+    return f"{_machine(report)}\n\n{header}\n\n{table(report['rows'])}"
 
 
 def _machine(report: dict[str, Any]) -> str:
