@@ -192,3 +192,20 @@ def test_target_errors():
         LF.mix_target(torch.tensor([0, 1, 2, 0]), params, num_classes=3, label_smoothing=2.0)
     with pytest.raises(ValueError, match=r"Expected `num_classes` to be an int >= 1, but got 0"):
         LF.one_hot(torch.tensor([0]), 0)
+
+
+def test_mixup_alone_mixes_feature_batches():
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(6, 5, generator=g)
+    params = LF.sample_mix_params(6, (), mixup_alpha=1.0, mode="elem", generator=g)
+    lam = params.lam[:, None]
+    torch.testing.assert_close(LF.mix_(x.clone(), params), lam * x + (1 - lam) * x[params.partner])
+    with pytest.raises(ValueError, match=r"Expected `input.ndim` to be >= 3"):
+        LF.mix_(x.clone(), LF.sample_mix_params(6, (5,), cutmix_alpha=1.0, generator=g))
+
+
+def test_identity_parameters_leave_batch_and_targets_unchanged():
+    params = MixParams.identity(4, (6, 6), has_mixup=True, has_cutmix=True)
+    x, y = torch.rand(4, 3, 6, 6), torch.tensor([0, 1, 2, 1])
+    assert torch.equal(LF.mix_(x.clone(), params), x)
+    assert torch.equal(LF.mix_target(y, params, num_classes=3), torch.eye(3)[y])

@@ -378,19 +378,8 @@ class MixCallback(Callback):
         )
 
     def _unmixed(self, x: Tensor, cut_sizes: tuple[int, ...]) -> MixParams:
-        size, device = x.shape[0], x.device
-        no = torch.zeros(size, dtype=torch.bool, device=device)
-        box = torch.zeros(size, len(cut_sizes), 2, dtype=torch.long, device=device)
-        lam, partner = torch.ones(size, device=device), torch.arange(size, device=device)
-        return MixParams(
-            lam=lam,
-            partner=partner,
-            cutmix=no,
-            mixed=no,
-            box=box,
-            cut_sizes=cut_sizes,
-            has_mixup=self.mixup_alpha > 0,
-            has_cutmix=self.has_cutmix,
+        return MixParams.identity(
+            x.shape[0], cut_sizes, has_mixup=self.mixup_alpha > 0, has_cutmix=self.has_cutmix, device=x.device
         )
 
     def _set_target(

@@ -207,11 +207,14 @@ def mix_(
     """
     if not isinstance(x, Tensor):
         raise TypeError(expected("input", "a torch.Tensor", type(x).__name__))
-    dims = _normalise_cut_dims(cut_dims if cut_dims is not None else default_cut_dims(x.ndim), x.ndim)
+    if params.has_cutmix or cut_dims is not None:
+        dims = _normalise_cut_dims(cut_dims if cut_dims is not None else default_cut_dims(x.ndim), x.ndim)
+    else:
+        dims = ()  # MixUp alone cuts nothing: feature batches (B, F) are fine
     _check_batch(x, params, dims)
     order = _memory_order(x)
     if order is None:  # gaps or overlaps in memory: mix a dense copy
-        return x.copy_(mix_(x.contiguous(), params, cut_dims=dims, workspace=workspace))
+        return x.copy_(mix_(x.contiguous(), params, cut_dims=dims or None, workspace=workspace))
     y = x.permute(order)  # the same memory with the dims in memory order: contiguous
     cuts = [order.index(d % x.ndim) for d in dims] if params.has_cutmix else []
     box = params.box[:1] if params.shared else params.box  # a shared box serves every sample

@@ -55,6 +55,37 @@ class MixParams:
         """The number of samples the parameters were drawn for."""
         return int(self.lam.shape[0])
 
+    @classmethod
+    def identity(
+        cls,
+        batch_size: int,
+        cut_sizes: Sequence[int] = (),
+        *,
+        has_mixup: bool = False,
+        has_cutmix: bool = False,
+        device: torch.device | str | None = None,
+    ) -> MixParams:
+        """Parameters that leave a batch as it is: nobody mixed, λ = 1, every sample its own partner.
+
+        Useful to keep one code path (and one target format) for steps that are not mixed.
+
+        Example:
+            >>> p = MixParams.identity(3, (4, 4), has_cutmix=True)
+            >>> p.lam.tolist(), p.partner.tolist(), p.mixed.any().item()
+            ([1.0, 1.0, 1.0], [0, 1, 2], False)
+        """
+        no = torch.zeros(batch_size, dtype=torch.bool, device=device)
+        return cls(
+            lam=torch.ones(batch_size, device=device),
+            partner=torch.arange(batch_size, device=device),
+            cutmix=no,
+            mixed=no,
+            box=torch.zeros(batch_size, len(cut_sizes), 2, dtype=torch.long, device=device),
+            cut_sizes=tuple(int(s) for s in cut_sizes),
+            has_mixup=has_mixup,
+            has_cutmix=has_cutmix,
+        )
+
     def to(self, device: torch.device | str) -> MixParams:
         """Return the parameters on ``device`` (non-blocking copies)."""
         move = {
@@ -224,7 +255,8 @@ def sample_mix_params(
 
     paper = has_cutmix and minmax is None
     if has_mixup or paper:  # one Beta draw per sample, with the α of its op
-        alpha = torch.full((n, 2), mixup_alpha if has_mixup else cutmix_alpha, dtype=torch.float64, device=dev)
+        precise = torch.float32 if dev is not None and dev.type == "mps" else torch.float64  # MPS has no float64
+        alpha = torch.full((n, 2), mixup_alpha if has_mixup else cutmix_alpha, dtype=precise, device=dev)
         if has_mixup and paper:
             alpha.masked_fill_(cutmix[:, None], cutmix_alpha)
         lam = _beta(alpha, generator)
