@@ -228,12 +228,20 @@ def time_steps(
     return times, errors
 
 
+def iqr(values: list[float]) -> float:
+    """The interquartile range; 0 for fewer than two values."""
+    if len(values) < 2:
+        return 0.0
+    quartiles = statistics.quantiles(values, n=4)
+    return quartiles[2] - quartiles[0]
+
+
 def describe(error: Exception) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
 
 
 # ------------------------------------------------------------------------------------------- host reads
-def _sync_recorder() -> Any:
+def sync_recorder() -> Any:
     spec = importlib.util.spec_from_file_location("sync_guard", ROOT / "tests" / "sync_guard.py")
     if spec is None or spec.loader is None:
         raise ImportError("tests/sync_guard.py not found")
@@ -252,7 +260,7 @@ def count_page_faults(step: Step, steps: int = 3) -> float:
 
 def count_host_reads(step: Step, device: str) -> dict[str, int]:
     """Ops that read tensor values on the host in one step; on CUDA also the syncs the CUDA runtime reports."""
-    recorder = _sync_recorder()()
+    recorder = sync_recorder()()
     with recorder:
         step()
     counts = {"host_reads": len(recorder.syncs)}
@@ -399,10 +407,9 @@ def main(argv: list[str] | None = None) -> None:
                     rows.append({**row, "error": errors[case.name]})
                     continue
                 median = statistics.median(times[case.name])
-                quartiles = statistics.quantiles(times[case.name], n=4)
                 row.update(
                     median_ms=median * 1e3,
-                    iqr_ms=(quartiles[2] - quartiles[0]) * 1e3,
+                    iqr_ms=iqr(times[case.name]) * 1e3,
                     samples=len(times[case.name]),
                     ratio_to_copy=median / floor,
                 )

@@ -26,12 +26,7 @@ Run ``python bench/bench_training.py --help`` for the options.
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.util
-import itertools
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -42,6 +37,8 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from bench_kernels import machine as kernels_machine
+from bench_kernels import iqr, peak_allocated, sync_recorder
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -164,25 +161,6 @@ class HookTimer:
         return [start.elapsed_time(end) / 1e3 for start, end in self.events]
 
 
-def peak_allocated(events: Any) -> int:
-    """The highest total of live bytes over a profiler's CPU allocation events, counted from zero."""
-    changes = sorted(
-        (e.start_ns(), e.nbytes())
-        for e in events
-        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
-    )
-    return max(itertools.accumulate((nbytes for _, nbytes in changes), initial=0))
-
-
-def _sync_recorder() -> Any:
-    spec = importlib.util.spec_from_file_location("sync_guard", ROOT / "tests" / "sync_guard.py")
-    if spec is None or spec.loader is None:
-        raise ImportError("tests/sync_guard.py not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.SyncRecorder
-
-
 class HookWatch:
     """Two callbacks placed around the mixing callback, watching its ``on_train_batch_start`` only."""
 
@@ -192,7 +170,7 @@ class HookWatch:
         self.recorder: Any = None
         self.profiler: Any = None
         self.allocated = 0
-        recorder_type, watch = _sync_recorder(), self
+        recorder_type, watch = sync_recorder(), self
 
         class Before(Callback):
             def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
@@ -297,26 +275,8 @@ def fit(
     return result
 
 
-def _iqr(values: list[float]) -> float:
-    quartiles = statistics.quantiles(values, n=4)
-    return quartiles[2] - quartiles[0]
-
-
-def machine(args: argparse.Namespace) -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-    info: dict[str, Any] = {
-        "cpu": names[0] if names else platform.processor(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "lightning": L.__version__,
-        "threads": torch.get_num_threads(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "load_average": os.getloadavg(),
-    }
-    if args.device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
+def machine() -> dict[str, Any]:
+    return {**kernels_machine(), "lightning": L.__version__}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -376,7 +336,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                 fit_peaks[config].append(result["fit_peak_bytes"])
     base = statistics.median(times["none"])
     rows: list[dict[str, Any]] = [
-        {"config": "none", "median_ms": base * 1e3, "iqr_ms": _iqr(times["none"]) * 1e3, "steps": len(times["none"])}
+        {"config": "none", "median_ms": base * 1e3, "iqr_ms": iqr(times["none"]) * 1e3, "steps": len(times["none"])}
     ]
     for config in configs:
         median = statistics.median(times[config])
@@ -387,7 +347,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "config": config,
             "median_ms": median * 1e3,
-            "iqr_ms": _iqr(times[config]) * 1e3,
+            "iqr_ms": iqr(times[config]) * 1e3,
             "steps": len(times[config]),
             "overhead_ms": overhead * 1e3,
             "overhead_pct": overhead / reference * 100,
@@ -431,7 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"(one float32 batch = {batch_bytes / 2**20:.2f} MiB)\n")
     print(table(rows))
     report: dict[str, Any] = {
-        "machine": machine(args),
+        "machine": machine(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "rows": rows,
