@@ -37,8 +37,8 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from bench_kernels import machine as kernels_machine
 from bench_kernels import iqr, peak_allocated, sync_recorder
+from bench_kernels import machine as kernels_machine
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
