@@ -364,7 +364,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--libraries", default="ours,torchvision,timm,kornia", help="comma-separated candidates")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads on CPU")
-    parser.add_argument("--rounds", type=int, default=15, help="round-robin rounds")
+    parser.add_argument("--rounds", type=int, default=20, help="round-robin rounds")
     parser.add_argument("--inner", type=int, default=4, help="timed steps per candidate per round")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--memory-steps", type=int, default=3)
