@@ -111,8 +111,8 @@ def mix_target(
     if target.ndim == 0 or target.shape[0] != params.batch_size:
         raise ValueError(expected("target.shape[0]", f"the batch size {params.batch_size}", tuple(target.shape), ""))
     if target.ndim == 1 and not (target.dtype.is_floating_point or target.dtype == torch.bool):
-        dense = one_hot(target, num_classes, label_smoothing=label_smoothing, validate_args=validate_args)
-    elif target.ndim == 2 and (target.dtype.is_floating_point or target.dtype == torch.bool):
+        return _mix_indices(target, params, num_classes, label_smoothing, validate_args)
+    if target.ndim == 2 and (target.dtype.is_floating_point or target.dtype == torch.bool):
         if num_classes is not None and target.shape[1] != num_classes:
             raise ValueError(expected("target.shape[1]", f"num_classes ({num_classes})", target.shape[1]))
         if check_probability("label_smoothing", label_smoothing) > 0:
@@ -136,3 +136,20 @@ def mix_target(
     lam = params.lam.to(dense.device, non_blocking=True).unsqueeze(1)
     partner = params.partner.to(dense.device, non_blocking=True)
     return torch.lerp(dense, dense.index_select(0, partner), 1.0 - lam)
+
+
+def _mix_indices(
+    target: Tensor, params: MixParams, num_classes: int | None, label_smoothing: float, validate_args: bool
+) -> Tensor:
+    """Soft rows of mixed class indices in one ``(B, C)`` tensor: the floor ε/C, then the two labels' shares."""
+    classes = _check_num_classes(num_classes)
+    eps = check_probability("label_smoothing", label_smoothing)
+    if validate_args:
+        _check_index_range(target, classes)
+    index = target.long()
+    lam = params.lam.to(target.device, non_blocking=True)
+    partner = params.partner.to(target.device, non_blocking=True)
+    peak = 1.0 - eps  # what the true class holds above the floor
+    out = torch.full((target.shape[0], classes), eps / classes, dtype=torch.float32, device=target.device)
+    out.scatter_add_(1, index.unsqueeze(1), (lam * peak).unsqueeze(1))
+    return out.scatter_add_(1, index.index_select(0, partner).unsqueeze(1), ((1.0 - lam) * peak).unsqueeze(1))
