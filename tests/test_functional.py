@@ -209,3 +209,27 @@ def test_identity_parameters_leave_batch_and_targets_unchanged():
     x, y = torch.rand(4, 3, 6, 6), torch.tensor([0, 1, 2, 1])
     assert torch.equal(LF.mix_(x.clone(), params), x)
     assert torch.equal(LF.mix_target(y, params, num_classes=3), torch.eye(3)[y])
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: LF.sample_mix_params(4.0, (8, 8), cutmix_alpha=1.0),
+            r"Expected `batch_size` to be an int, but got 4.0",
+        ),
+        (lambda: LF.sample_partners(True), r"Expected `batch_size` to be an int, but got True"),
+        (lambda: LF.one_hot(torch.tensor([0]), "3"), r"Expected `num_classes` to be an int, but got '3'"),
+        (
+            lambda: LF.mix_mask_target(torch.zeros(1, 2, 2, dtype=torch.long), MixParams.identity(1), num_classes=2.0),
+            r"Expected `num_classes` to be an int, but got 2.0",
+        ),
+        (
+            lambda: LF.mixed_accuracy(torch.rand(2, 3), torch.tensor([0, 1]), top_k=1.5),
+            r"Expected `top_k` to be an int",
+        ),
+    ],
+)
+def test_wrong_types_are_type_errors(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 from typing_extensions import override
 
-from lightning_mix.functional._checks import check_probability, expected
+from lightning_mix.functional._checks import check_int, check_probability, expected
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure, SubFigure
@@ -84,8 +84,7 @@ def add_label_noise(labels: Tensor, noise: float, num_classes: int, *, generator
         0.2
     """
     noise = check_probability("noise", noise)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(expected("num_classes", "an int >= 2", num_classes))
+    check_int("num_classes", num_classes, 2)
     flip = torch.rand(labels.shape, generator=generator) < noise
     shift = torch.randint(1, num_classes, labels.shape, generator=generator)
     return torch.where(flip, (labels + shift) % num_classes, labels)
@@ -96,8 +95,7 @@ class _SplitDataModule(LightningDataModule):
 
     def __init__(self, batch_size: int, num_workers: int) -> None:
         super().__init__()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(expected("batch_size", "an int >= 1", batch_size))
+        check_int("batch_size", batch_size, 1)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.train_set: Dataset[Any] | None = None
         self.val_set: Dataset[Any] | None = None
@@ -177,8 +175,7 @@ class DigitsDataModule(_SplitDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers)
         for name, value, low in (("image_size", image_size, 8), ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(expected(name, f"an int >= {low}", value))
+            check_int(name, value, low)
         if _check_fraction("val_fraction", val_fraction) + _check_fraction("test_fraction", test_fraction) >= 1:
             raise ValueError(expected("val_fraction + test_fraction", "< 1", val_fraction + test_fraction))
         self.save_hyperparameters()

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_mix.functional._checks import check_choice, check_probability, expected
+from lightning_mix.functional._checks import check_choice, check_int, check_probability, expected
 from lightning_mix.functional.loss import _TINY, _is_dense
 
 __all__ = ["mixed_accuracy"]
@@ -28,8 +28,7 @@ def _mixed_accuracy_arg_validation(
     top_k: int, mode: str, num_classes: int | None, label_smoothing: float, ignore_index: int | None
 ) -> None:
     """Check the plain arguments; raise ``TypeError``/``ValueError`` with the project's template."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(expected("top_k", "an int >= 1", top_k))
+    check_int("top_k", top_k, 1)
     check_choice("mode", mode, MODES)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
         raise TypeError(expected("num_classes", "None or an int", num_classes))

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_mix.functional._checks import check_choice, check_probability, expected
+from lightning_mix.functional._checks import check_choice, check_int, check_probability, expected
 from lightning_mix.functional.mixing import _check_batch, _normalise_cut_dims, mix_, pixel_weight
 from lightning_mix.functional.params import MixParams
 from lightning_mix.functional.targets import mix_target
@@ -128,8 +128,7 @@ def mix_mask_target(
         (torch.Size([2, 3, 2, 2]), True)
     """
     check_mask(mask)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(expected("num_classes", "an int >= 1", num_classes))
+    check_int("num_classes", num_classes, 1)
     eps = check_probability("label_smoothing", label_smoothing)
     dims = _normalise_cut_dims(cut_dims, mask.ndim)
     _check_batch(mask, params, dims, "mask")

@@ -14,7 +14,14 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_mix.functional._checks import check_alpha, check_choice, check_minmax, check_probability, expected
+from lightning_mix.functional._checks import (
+    check_alpha,
+    check_choice,
+    check_int,
+    check_minmax,
+    check_probability,
+    expected,
+)
 
 __all__ = ["MixParams", "sample_mix_params", "sample_partners"]
 
@@ -118,8 +125,7 @@ def sample_partners(
         >>> bool((partner[partner] == torch.arange(6)).all()), bool((partner != torch.arange(6)).all())
         (True, True)
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(expected("batch_size", "an int >= 1", batch_size))
+    check_int("batch_size", batch_size, 1)
     device = device if device is not None else (generator.device if generator is not None else None)
     order = torch.randperm(batch_size, generator=generator, device=device)
     if batch_size % 2 == 0:
@@ -228,8 +234,7 @@ def sample_mix_params(
         >>> torch.allclose(p.lam, 1 - area / 1024)
         True
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(expected("batch_size", "an int >= 1", batch_size))
+    check_int("batch_size", batch_size, 1)
     mixup_alpha = check_alpha("mixup_alpha", mixup_alpha)
     cutmix_alpha = check_alpha("cutmix_alpha", cutmix_alpha)
     prob = check_probability("prob", prob)

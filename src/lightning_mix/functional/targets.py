@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_mix.functional._checks import check_probability, expected
+from lightning_mix.functional._checks import check_int, check_probability, expected
 from lightning_mix.functional.params import MixParams
 
 __all__ = ["mix_target", "one_hot"]
@@ -21,9 +21,8 @@ def _check_num_classes(num_classes: int | None) -> int:
                 "Pass `num_classes` so the indices can be one-hot encoded.",
             )
         )
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(expected("num_classes", "an int >= 1", num_classes))
-    return num_classes
+    check_int("num_classes", num_classes, 1)
+    return int(num_classes)
 
 
 def _check_index_range(target: Tensor, num_classes: int) -> None:
