@@ -11,7 +11,7 @@ from torch import Tensor
 from lightning_mix.functional._checks import check_choice, check_int, check_probability, expected
 from lightning_mix.functional.mixing import _check_batch, _normalise_cut_dims, mix_, pixel_weight
 from lightning_mix.functional.params import MixParams
-from lightning_mix.functional.targets import mix_target
+from lightning_mix.functional.targets import check_dense_target, mix_target
 
 __all__ = ["check_mask", "mix_any_target", "mix_mask_target", "paste_mask_"]
 
@@ -248,12 +248,7 @@ def mix_any_target(
             validate_args=validate_args,
         )
     if not integer and target.ndim >= 3 and tuple(target.shape[2:]) == spatial:
-        if check_probability("label_smoothing", label_smoothing) > 0:
-            raise ValueError(
-                expected("label_smoothing", "0 for dense targets", label_smoothing, "Smooth them before mixing.")
-            )
-        if num_classes is not None and target.shape[1] != num_classes:
-            raise ValueError(expected("target.shape[1]", f"num_classes ({num_classes})", target.shape[1]))
+        check_dense_target(target, num_classes, label_smoothing)
         return mix_(target.to(torch.float32, copy=True), params, cut_dims=cut_dims)
     raise TypeError(
         expected(

@@ -8,7 +8,7 @@ from torch import Tensor
 from lightning_mix.functional._checks import check_int, check_probability, expected
 from lightning_mix.functional.params import MixParams
 
-__all__ = ["mix_target", "one_hot"]
+__all__ = ["check_dense_target", "mix_target", "one_hot"]
 
 
 def _check_num_classes(num_classes: int | None) -> int:
@@ -30,6 +30,36 @@ def _check_index_range(target: Tensor, num_classes: int) -> None:
         bad = target[(target < 0) | (target >= num_classes)][:5].tolist()
         raise ValueError(
             expected("target", f"class indices in [0, {num_classes})", f"values such as {bad}", "Check `num_classes`.")
+        )
+
+
+def _index_args(
+    target: Tensor, num_classes: int | None, label_smoothing: float, validate_args: bool
+) -> tuple[int, float]:
+    """Check the arguments that go with class indices; return ``(C, ε)``."""
+    classes = _check_num_classes(num_classes)
+    eps = check_probability("label_smoothing", label_smoothing)
+    if validate_args:
+        _check_index_range(target, classes)
+    return classes, eps
+
+
+def check_dense_target(target: Tensor, num_classes: int | None, label_smoothing: float) -> None:
+    """Check a dense target ``(B, C, ...)``: width ``num_classes`` when given, and no label smoothing.
+
+    Example:
+        >>> check_dense_target(torch.rand(2, 3), 3, 0.0)
+    """
+    if num_classes is not None and target.shape[1] != num_classes:
+        raise ValueError(expected("target.shape[1]", f"num_classes ({num_classes})", target.shape[1]))
+    if check_probability("label_smoothing", label_smoothing) > 0:
+        raise ValueError(
+            expected(
+                "label_smoothing",
+                "0 for dense targets",
+                label_smoothing,
+                "Smooth dense targets before mixing, or pass class indices.",
+            )
         )
 
 
@@ -59,12 +89,9 @@ def one_hot(
         tensor([[0.8000, 0.1000, 0.1000],
                 [0.1000, 0.1000, 0.8000]])
     """
-    classes = _check_num_classes(num_classes)
-    eps = check_probability("label_smoothing", label_smoothing)
     if not isinstance(target, Tensor) or target.dtype.is_floating_point or target.dtype == torch.bool:
         raise TypeError(expected("target", "an integer tensor of class indices", getattr(target, "dtype", target)))
-    if validate_args:
-        _check_index_range(target, classes)
+    classes, eps = _index_args(target, num_classes, label_smoothing, validate_args)
     off = eps / classes
     out = torch.full((*target.shape, classes), off, dtype=torch.float32, device=target.device)
     return out.scatter_(-1, target.long().unsqueeze(-1), 1.0 - eps + off)
@@ -112,17 +139,7 @@ def mix_target(
     if target.ndim == 1 and not (target.dtype.is_floating_point or target.dtype == torch.bool):
         return _mix_indices(target, params, num_classes, label_smoothing, validate_args)
     if target.ndim == 2 and (target.dtype.is_floating_point or target.dtype == torch.bool):
-        if num_classes is not None and target.shape[1] != num_classes:
-            raise ValueError(expected("target.shape[1]", f"num_classes ({num_classes})", target.shape[1]))
-        if check_probability("label_smoothing", label_smoothing) > 0:
-            raise ValueError(
-                expected(
-                    "label_smoothing",
-                    "0 for dense targets",
-                    label_smoothing,
-                    "Smooth dense targets before mixing, or pass class indices.",
-                )
-            )
+        check_dense_target(target, num_classes, label_smoothing)
         dense = target.to(torch.float32)
     else:
         raise TypeError(
@@ -141,10 +158,7 @@ def _mix_indices(
     target: Tensor, params: MixParams, num_classes: int | None, label_smoothing: float, validate_args: bool
 ) -> Tensor:
     """Soft rows of mixed class indices in one ``(B, C)`` tensor: the floor ε/C, then the two labels' shares."""
-    classes = _check_num_classes(num_classes)
-    eps = check_probability("label_smoothing", label_smoothing)
-    if validate_args:
-        _check_index_range(target, classes)
+    classes, eps = _index_args(target, num_classes, label_smoothing, validate_args)
     index = target.long()
     lam = params.lam.to(target.device, non_blocking=True)
     partner = params.partner.to(target.device, non_blocking=True)
