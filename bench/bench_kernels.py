@@ -424,8 +424,17 @@ def main(argv: list[str] | None = None) -> None:
             del steps, x, y
             print(markdown([r for r in rows if r["shape"] == rows[-1]["shape"] and r["dtype"] == dtype_name]))
 
-    report = {"machine": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]), "rows": rows}
-    out = args.out or ROOT / "bench" / "results" / f"kernels-{args.device.split(':')[0]}.json"
+    report = {"machine": machine(), "command": command(), "rows": rows}
+    write_report(report, args.out or ROOT / "bench" / "results" / f"kernels-{args.device.split(':')[0]}.json")
+
+
+def command() -> str:
+    """The command line of this run, for the report."""
+    return " ".join([Path(sys.executable).name, *sys.argv])
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    """Write a report as JSON and say where."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\n{json.dumps(report['machine'])}\nwritten to {out}")

@@ -26,10 +26,8 @@ Run ``python bench/bench_training.py --help`` for the options.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from bench_kernels import iqr, peak_allocated, sync_recorder
+from bench_kernels import command, iqr, peak_allocated, sync_recorder, write_report
 from bench_kernels import machine as kernels_machine
 from lightning.pytorch.callbacks import Callback
 from torch import nn
@@ -100,7 +98,21 @@ class EveryOtherStep(MixCallback):
             super().on_train_batch_start(trainer, pl_module, batch, idx)
 
 
-class StepTimer(Callback):
+class _Timings:
+    """Wall times on CPU, or the GPU time between pairs of CUDA events."""
+
+    cuda: bool
+    cpu_times: list[float]
+    events: list[tuple[torch.cuda.Event, torch.cuda.Event]]
+
+    def times(self) -> list[float]:
+        if not self.cuda:
+            return self.cpu_times
+        torch.cuda.synchronize()
+        return [start.elapsed_time(end) / 1e3 for start, end in self.events]
+
+
+class StepTimer(_Timings, Callback):
     """Per-step wall time (CPU) or GPU time between CUDA events (CUDA), from batch start to batch end."""
 
     def __init__(self, cuda: bool) -> None:
@@ -119,14 +131,8 @@ class StepTimer(Callback):
             self.events[-1][1].record()
         self.cpu_times.append(time.perf_counter() - self._start)
 
-    def times(self) -> list[float]:
-        if not self.cuda:
-            return self.cpu_times
-        torch.cuda.synchronize()
-        return [start.elapsed_time(end) / 1e3 for start, end in self.events]
 
-
-class HookTimer:
+class HookTimer(_Timings):
     """Two callbacks placed around the mixing callback: the time of its ``on_train_batch_start`` on mixed steps."""
 
     def __init__(self, cuda: bool) -> None:
@@ -153,12 +159,6 @@ class HookTimer:
                     timer.cpu_times.append(time.perf_counter() - timer.start)
 
         self.before, self.after = Before(), After()
-
-    def times(self) -> list[float]:
-        if not self.cuda:
-            return self.cpu_times
-        torch.cuda.synchronize()
-        return [start.elapsed_time(end) / 1e3 for start, end in self.events]
 
 
 class HookWatch:
@@ -392,14 +392,11 @@ def main(argv: list[str] | None = None) -> None:
     print(table(rows))
     report: dict[str, Any] = {
         "machine": machine(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "rows": rows,
     }
-    out = args.out or ROOT / "bench" / "results" / f"training-{args.device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\n{json.dumps(report['machine'])}\nwritten to {out}")
+    write_report(report, args.out or ROOT / "bench" / "results" / f"training-{args.device}.json")
 
 
 if __name__ == "__main__":
