@@ -301,19 +301,20 @@ class MixCallback(Callback):
         step, self._step = self._step, self._step + 1
         if self._seed is None:
             self._seed = self.seed if self.seed is not None else torch.initial_seed()
-        cut_sizes = tuple(int(x.shape[d]) for d in self._cut_dims(x)) if self.has_cutmix else ()
+        cut_dims = self._cut_dims(x)
+        cut_sizes = tuple(int(x.shape[d]) for d in cut_dims) if self.has_cutmix else ()
         if self.enabled and self._in_epochs(trainer):
             params = self._sample(x, cut_sizes, self._seed, trainer.global_rank, step)
             if not owns_memory(x):
                 x = x.clone()
-            mix_(x, params, cut_dims=self._cut_dims(x), workspace=self._workspace)
+            mix_(x, params, cut_dims=cut_dims, workspace=self._workspace)
             self.access.set(batch, input_key, x)
             if self.log_images_every_n_epochs:
                 self._log_images(trainer, x)
         else:
             params = self._unmixed(x, cut_sizes)
         if target is not None and target_key is not None:
-            self._set_target(batch, target_key, target, params, trainer, pl_module, tuple(x.shape), self._cut_dims(x))
+            self._set_target(batch, target_key, target, params, trainer, pl_module, tuple(x.shape), cut_dims)
         self.last_params, self.last_target = params, target
         if self.log_stats and trainer.loggers:
             stats = {
