@@ -20,6 +20,7 @@ from conftest import requires_cuda
 from lightning_mix import CutMixCallback, MixCallback, MixParams, MixUpCallback
 from lightning_mix.functional import mix_, mix_target, mixed_loss
 from sync_guard import forbid_syncs
+from tiny_trainer import make_trainer
 
 NUM_CLASSES = 4
 SHAPE = (3, 6, 8)  # C, H, W: H != W on purpose
@@ -77,21 +78,6 @@ class Classifier(LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=self.lr)
-
-
-def make_trainer(*callbacks: Any, **kwargs: Any) -> Trainer:
-    options: dict[str, Any] = {
-        "max_epochs": 1,
-        "limit_train_batches": 2,
-        "accelerator": "cpu",
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-    }
-    options.update(kwargs)
-    return Trainer(callbacks=list(callbacks), **options)
 
 
 def assert_mixed_as_recorded(x0: Tensor, y0: Tensor, x: Tensor, y: Tensor, params: MixParams) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning import Callback, LightningModule, Trainer
+from lightning import Callback, LightningModule
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_mix import MixCallback, SoftTargetBCELoss, SoftTargetLoss
 from lightning_mix import functional as LF
+from tiny_trainer import make_trainer
 
 IGNORE = 255
 
@@ -58,16 +59,7 @@ class Snapshot(Callback):
 
 
 def _fit(module: LightningModule, callback: MixCallback, dataset: Dataset, batch_size: int = 4) -> Snapshot:
-    trainer = Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[snapshot := Snapshot(), callback],
-    )
+    trainer = make_trainer(snapshot := Snapshot(), callback)
     trainer.fit(module, DataLoader(dataset, batch_size=batch_size, shuffle=True))
     return snapshot
 

@@ -14,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from lightning_mix import MixedAccuracy, SoftTargetLoss
 from lightning_mix import functional as LF
 from sync_guard import forbid_syncs
+from tiny_trainer import make_trainer
 
 acc = LF.mixed_accuracy
 
@@ -223,17 +224,7 @@ def test_logged_from_a_lightning_module_over_an_epoch():
     train = DataLoader(TensorDataset(x, LF.mix_target(y, params, num_classes=3)), batch_size=5)
     val = DataLoader(TensorDataset(x, y), batch_size=6)
     model = _TinyClassifier()
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=2,
-        num_sanity_val_steps=0,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = make_trainer(limit_val_batches=2)
     trainer.fit(model, train, val)
     for stage in ("train", "val"):
         assert len(model.seen[stage]) == 2
