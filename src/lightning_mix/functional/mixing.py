@@ -10,15 +10,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from lightning_mix.functional._adjacent import EXACT_FLOATS, MATERIALISE, along, mix_adjacent_, select_
 from lightning_mix.functional._checks import expected
 from lightning_mix.functional.params import MixParams
 
 __all__ = ["Workspace", "box_mask", "default_cut_dims", "mix_", "pixel_weight"]
 
-_EXACT_FLOATS = (torch.float32, torch.float64)
 _BLOCK_BYTES = 4 << 20  # float32 working set of the low-precision MixUp path: stays in a CPU cache
-_BIT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-_MATERIALISE = 64  # weights broadcast over fewer trailing values than this are written out
 
 
 def default_cut_dims(ndim: int) -> tuple[int, ...]:
@@ -108,8 +106,9 @@ class Workspace:
     """Scratch buffers reused across steps, so mixing allocates no batch-sized tensor per call.
 
     Pass the same instance to every :func:`mix_` call; it re-allocates only when the batch's shape, dtype,
-    device or memory layout changes. It holds one batch-sized buffer (the partners' values, in the batch's
-    dtype) and, for MixUp of low-precision or integer batches, two float32 blocks of a few MiB.
+    device or memory layout changes. With random partners it holds one batch-sized buffer (the partners'
+    values, in the batch's dtype); with adjacent partners, blocks of a few MiB on CPU and half a batch on other
+    devices. MixUp of low-precision or integer batches adds float32 blocks of a few MiB.
 
     Example:
         >>> ws = Workspace()
@@ -120,7 +119,7 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffer: Tensor | None = None
-        self._blocks: dict[str, Tensor] = {}
+        self._blocks: dict[tuple[str, torch.dtype], Tensor] = {}
 
     def get(self, like: Tensor, dtype: torch.dtype) -> Tensor:
         """Return a buffer with ``like``'s shape, device and strides, and ``dtype``."""
@@ -136,11 +135,13 @@ class Workspace:
             self._buffer = buf
         return buf
 
-    def _block(self, name: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
-        buf = self._blocks.get(name)
-        if buf is None or buf.shape != shape or buf.device != device:
-            buf = self._blocks[name] = torch.empty(shape, dtype=torch.float32, device=device)
-        return buf
+    def block(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+        """Return a contiguous scratch tensor of ``shape``, a view of a buffer kept under ``name`` and ``dtype``."""
+        size = math.prod(shape)
+        buf = self._blocks.get((name, dtype))
+        if buf is None or buf.numel() < size or buf.device != device:
+            buf = self._blocks[(name, dtype)] = torch.empty(size, dtype=dtype, device=device)
+        return buf[:size].view(shape)
 
 
 def _check_batch(x: Tensor, params: MixParams, dims: tuple[int, ...], name: str = "input") -> None:
@@ -219,12 +220,15 @@ def mix_(
     cuts = [order.index(d % x.ndim) for d in dims] if params.has_cutmix else []
     box = params.box[:1] if params.shared else params.box  # a shared box serves every sample
     spans = _spans(box.to(x.device, non_blocking=True), [y.shape[d] for d in cuts]) if cuts else []
+    if params.adjacent and x.shape[0] > 1:
+        mix_adjacent_(y, params, cuts, spans, functools.partial(_block, workspace))
+        return x
     donor = _gather_partners(y, params, [] if params.shared else cuts, spans, workspace)
     weight = _partner_weight(y, params, cuts, spans)
-    if x.dtype in _EXACT_FLOATS:
+    if x.dtype in EXACT_FLOATS:
         y.lerp_(donor, weight.to(x.dtype))
     elif not params.has_mixup:
-        _select_(y, donor, weight)
+        select_(y, donor, weight, donor)
     else:
         _lerp_in_float32_(y, donor, weight, workspace)
     return x
@@ -255,7 +259,7 @@ def _gather_partners(
         return torch.index_select(y.view(size, -1), 0, partner, out=donor.view(size, -1)).view(y.shape)
     inner = max(cuts)
     lead = (size,) + (1,) * (inner - 1)
-    crossed = (_along(span, dim, lead, y.shape[dim]) for dim, span in zip(cuts, spans, strict=True) if dim != inner)
+    crossed = (along(span, dim, lead, y.shape[dim]) for dim, span in zip(cuts, spans, strict=True) if dim != inner)
     take = functools.reduce(operator.and_, crossed)  # the rows the box spans
     if params.has_mixup:  # a MixUp sample takes every row
         take = take | ~params.cutmix.to(device, non_blocking=True).view(lead)
@@ -283,31 +287,14 @@ def _partner_weight(y: Tensor, params: MixParams, cuts: list[int], spans: list[T
     if not cuts:
         return (1.0 - lam) * mixed
     dims = cuts if params.shared else [max(cuts)]
-    cut = functools.reduce(operator.and_, (_along(spans[cuts.index(d)], d, lead, y.shape[d]) for d in dims))
+    cut = functools.reduce(operator.and_, (along(spans[cuts.index(d)], d, lead, y.shape[d]) for d in dims))
     # a box is empty where the sample is not mixed by CutMix
     weight = torch.where(cutmix, cut.to(lam.dtype), 1.0 - lam) * mixed if params.has_mixup else cut
     inner = max(dims)
     trailing = y.shape[inner + 1 :]
-    if 1 < math.prod(trailing) <= _MATERIALISE:  # e.g. the channels of channels_last: a broadcast this short is slow
+    if 1 < math.prod(trailing) <= MATERIALISE:  # e.g. the channels of channels_last: a broadcast this short is slow
         weight = weight.expand(*weight.shape[: inner + 1], *trailing).contiguous()
     return weight
-
-
-def _along(span: Tensor, dim: int, lead: tuple[int, ...], size: int) -> Tensor:
-    shape = list(lead)
-    shape[dim] = size
-    return span.reshape(shape)
-
-
-def _select_(y: Tensor, donor: Tensor, take: Tensor) -> None:
-    """``y <- where(take, donor, y)`` bit for bit and branch-free, on a same-width integer view of any dtype."""
-    bits = _BIT_VIEWS.get(y.element_size())
-    if bits is None:  # no integer type this wide (complex128): a plain, slower select
-        torch.where(take, donor, y, out=y)
-        return
-    own, other = y.view(bits), donor.view(bits)
-    mask = take.to(bits).neg_()  # all ones where taken
-    own.bitwise_xor_(other.bitwise_xor_(own).bitwise_and_(mask))
 
 
 def _lerp_in_float32_(y: Tensor, donor: Tensor, weight: Tensor, workspace: Workspace | None) -> None:
@@ -315,7 +302,7 @@ def _lerp_in_float32_(y: Tensor, donor: Tensor, weight: Tensor, workspace: Works
     size = y.shape[0]
     block = min(size, max(1, _BLOCK_BYTES // (4 * max(1, y[0].numel()))))
     shape = (block, *y.shape[1:])
-    own, other = (_block(workspace, name, shape, y.device) for name in ("own", "other"))
+    own, other = (_block(workspace, name, shape, torch.float32, y.device) for name in ("own", "other"))
     weight = weight.expand(size, *weight.shape[1:])
     for start in range(0, size, block):
         stop = min(start + block, size)
@@ -332,7 +319,9 @@ def _buffer(workspace: Workspace | None, like: Tensor, dtype: torch.dtype) -> Te
     return workspace.get(like, dtype)
 
 
-def _block(workspace: Workspace | None, name: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
+def _block(
+    workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+) -> Tensor:
     if workspace is None:
-        return torch.empty(shape, dtype=torch.float32, device=device)
-    return workspace._block(name, shape, device)
+        return torch.empty(shape, dtype=dtype, device=device)
+    return workspace.block(name, shape, dtype, device)

@@ -23,9 +23,10 @@ from lightning_mix.functional._checks import (
     expected,
 )
 
-__all__ = ["MixParams", "sample_mix_params", "sample_partners"]
+__all__ = ["MixParams", "Pairing", "sample_mix_params", "sample_partners"]
 
 Mode = Literal["batch", "elem"]
+Pairing = Literal["random", "adjacent"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class MixParams:
         has_cutmix: whether the configuration can produce CutMix samples (a static, host-side flag).
         shared: whether every sample has the same ``lam``, ``cutmix``, ``mixed`` and ``box`` (``mode="batch"``),
             so that the kernels may read them from the first sample only (a static, host-side flag).
+        adjacent: whether ``partner`` is the adjacent pairing of :func:`sample_partners` (``2k`` and ``2k + 1``
+            swap; the last sample of an odd batch takes the one before it), so that the kernels may mix each
+            pair in one pass (a static, host-side flag). If you replace ``partner``, set it to False.
     """
 
     lam: Tensor
@@ -56,6 +60,7 @@ class MixParams:
     has_mixup: bool
     has_cutmix: bool
     shared: bool = False
+    adjacent: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -103,16 +108,27 @@ class MixParams:
 
 
 def sample_partners(
-    batch_size: int, *, generator: torch.Generator | None = None, device: torch.device | None = None
+    batch_size: int,
+    *,
+    pairing: Pairing = "random",
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
 ) -> Tensor:
-    """Draw a random pairing of the batch in which partners swap.
+    """Draw a pairing of the batch in which partners swap.
 
-    The samples are shuffled and paired two by two, so ``partner[partner[i]] == i`` for every sample but,
-    when the batch size is odd, the last one in shuffled order, which borrows from the first. Nobody is paired
-    with itself unless ``batch_size == 1``. The pairing does not depend on the loader's order.
+    With ``pairing="random"`` the samples are shuffled and paired two by two, so the pairing does not depend
+    on the loader's order. With ``pairing="adjacent"`` sample ``2k`` swaps with ``2k + 1``: no randomness is
+    drawn, and the pairing is as random as the order the loader put the samples in, which for a shuffling
+    loader (``shuffle=True``, a ``DistributedSampler`` with ``shuffle=True``) is exactly as random. The kernels
+    mix adjacent pairs in one pass over the batch.
+
+    Either way ``partner[partner[i]] == i`` for every sample but, when the batch size is odd, the last one
+    (in shuffled order for ``"random"``), which borrows from the first (``"random"``) or from the one before it
+    (``"adjacent"``). Nobody is paired with itself unless ``batch_size == 1``.
 
     Args:
         batch_size: number of samples, at least 1.
+        pairing: ``"random"`` or ``"adjacent"``.
         generator: source of randomness; its device is used when ``device`` is None.
         device: where to build the index.
 
@@ -124,9 +140,15 @@ def sample_partners(
         >>> partner = sample_partners(6, generator=g)
         >>> bool((partner[partner] == torch.arange(6)).all()), bool((partner != torch.arange(6)).all())
         (True, True)
+        >>> sample_partners(5, pairing="adjacent").tolist()
+        [1, 0, 3, 2, 3]
     """
     check_int("batch_size", batch_size, 1)
+    check_choice("pairing", pairing, ("random", "adjacent"))
     device = device if device is not None else (generator.device if generator is not None else None)
+    if pairing == "adjacent":
+        partner = torch.arange(batch_size, device=device).bitwise_xor_(1)
+        return partner.clamp_(max=max(batch_size - 2, 0)) if batch_size % 2 else partner
     order = torch.randperm(batch_size, generator=generator, device=device)
     if batch_size % 2 == 0:
         swapped = order.view(-1, 2).flip(1).view(-1)  # 2k <-> 2k + 1 in shuffled order
@@ -191,6 +213,7 @@ def sample_mix_params(
     mode: Mode = "batch",
     correct_lam: bool = True,
     cutmix_minmax: tuple[float, float] | None = None,
+    pairing: Pairing = "random",
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> MixParams:
@@ -215,6 +238,8 @@ def sample_mix_params(
         mode: ``"batch"`` or ``"elem"``.
         correct_lam: report the λ of the box actually kept after clipping (always on with ``cutmix_minmax``).
         cutmix_minmax: optional ``(lo, hi)`` bounds for box side ratios; enables CutMix on its own.
+        pairing: how partners are chosen, see :func:`sample_partners`. ``"adjacent"`` is faster and as random
+            as the loader's order: use it when the loader shuffles.
         generator: the source of randomness; defaults to PyTorch's global generator of ``device``.
         device: where to create the parameters; defaults to the generator's device.
 
@@ -241,6 +266,7 @@ def sample_mix_params(
     switch_prob = check_probability("switch_prob", switch_prob)
     check_choice("mode", mode, ("batch", "elem"))
     minmax = check_minmax("cutmix_minmax", cutmix_minmax)
+    check_choice("pairing", pairing, ("random", "adjacent"))
     has_mixup = mixup_alpha > 0
     has_cutmix = cutmix_alpha > 0 or minmax is not None
     if not (has_mixup or has_cutmix):
@@ -286,7 +312,7 @@ def sample_mix_params(
         box = torch.zeros((n, len(cut_sizes), 2), dtype=torch.long, device=dev)
     lam = torch.where(mixed, lam, 1.0)
 
-    partner = sample_partners(batch_size, generator=generator, device=dev)
+    partner = sample_partners(batch_size, pairing=pairing, generator=generator, device=dev)
     if n != batch_size:  # one draw for the whole batch
         mixed, cutmix, lam, box = (t.expand(batch_size, *t.shape[1:]) for t in (mixed, cutmix, lam, box))
     return MixParams(
@@ -299,4 +325,5 @@ def sample_mix_params(
         has_mixup=has_mixup,
         has_cutmix=has_cutmix,
         shared=n != batch_size,
+        adjacent=pairing == "adjacent",
     )

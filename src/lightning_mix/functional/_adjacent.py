@@ -1,0 +1,134 @@
+"""One-pass mixing of adjacent pairs: samples ``2k`` and ``2k + 1`` swap, and each pair is read and written once.
+
+Used by :func:`~lightning_mix.functional.mix_` when the parameters were drawn with ``pairing="adjacent"``. The
+batch is walked a few MiB of pairs at a time: a copy of the even samples of the block goes to a scratch buffer,
+the even samples are blended with the odd ones, then the odd ones with the copy. On CPU the block stays in the
+cache, so the batch crosses the memory bus about once each way, the traffic of one copy; on other devices the
+block is the whole batch (half a batch of scratch).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from lightning_mix.functional.params import MixParams
+
+__all__ = ["EXACT_FLOATS", "MATERIALISE", "BlockSource", "along", "mix_adjacent_", "select_"]
+
+EXACT_FLOATS = (torch.float32, torch.float64)
+_BIT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_CPU_BLOCK_BYTES = 4 << 20  # a block of pairs (both halves) that stays in a CPU cache
+MATERIALISE = 64  # weights broadcast over fewer trailing values than this are written out
+
+BlockSource = Callable[[str, tuple[int, ...], torch.dtype, torch.device], Tensor]
+
+
+def along(span: Tensor, dim: int, lead: tuple[int, ...], size: int) -> Tensor:
+    """``span`` ``(n, size)`` viewed with its positions along ``dim`` of a tensor whose other sizes are ``lead``."""
+    shape = list(lead)
+    shape[dim] = size
+    return span.reshape(shape)
+
+
+def select_(own: Tensor, other: Tensor, take: Tensor, scratch: Tensor) -> None:
+    """``own <- where(take, other, own)`` bit for bit and branch-free, on same-width integer views of any dtype.
+
+    ``take`` is a 0/1 tensor broadcastable against ``own``; ``scratch`` is a buffer shaped like ``own``.
+    """
+    bits = _BIT_VIEWS.get(own.element_size())
+    if bits is None:  # no integer type this wide (complex128): a plain, slower select
+        own.copy_(torch.where(take.bool(), other, own))
+        return
+    mine, theirs, diff = own.view(bits), other.view(bits), scratch.view(bits)
+    mask = take.to(bits).neg_()  # all ones where taken
+    mine.bitwise_xor_(torch.bitwise_xor(theirs, mine, out=diff).bitwise_and_(mask))
+
+
+def _weight(y: Tensor, offset: Tensor, spans: list[Tensor], cuts: list[int], mixup: bool) -> Tensor:
+    """The partner's weight ``offset + prod(spans)`` for the samples of ``offset``, broadcastable against ``y``.
+
+    ``offset`` ``(n,)`` is ``1 − λ`` for MixUp samples and 0 otherwise; ``spans`` are ``(n, size)`` 0/1 floats per
+    cut dim, all zero for samples that CutMix does not mix. None of them is batch-sized.
+    """
+    lead = (offset.shape[0],) + (1,) * (y.ndim - 1)
+    weight = offset.view(lead)
+    if cuts:
+        factors = (along(span, dim, lead, y.shape[dim]) for dim, span in zip(cuts, spans, strict=True))
+        box = functools.reduce(operator.mul, factors)  # (a broadcast addcmul is several times slower)
+        weight = box.add_(weight) if mixup else box
+        inner = max(cuts)
+        trailing = y.shape[inner + 1 :]
+        if 1 < torch.Size(trailing).numel() <= MATERIALISE:  # e.g. channels_last: a short broadcast is slow
+            weight = weight.expand(*weight.shape[: inner + 1], *trailing).contiguous()
+    return weight
+
+
+def mix_adjacent_(y: Tensor, params: MixParams, cuts: list[int], spans: list[Tensor], block: BlockSource) -> None:
+    """Mix ``y`` (contiguous, batch first) in place, each sample with its adjacent partner.
+
+    Args:
+        y: the batch, contiguous with the cut dims at ``cuts``.
+        params: parameters drawn with ``pairing="adjacent"``.
+        cuts: the positions of the cut dims in ``y``, in the order of ``params.box``; empty for MixUp alone.
+        spans: per cut dim, ``(B, size)`` bools of the positions inside each sample's box (one row if shared).
+        block: returns a scratch buffer by name, shape, dtype and device (reused across calls).
+    """
+    n, device = y.shape[0], y.device
+    rows = 1 if params.shared else n
+    offset = torch.zeros(rows, device=device)
+    if params.has_mixup:
+        lam, cutmix, mixed = (t[:rows].to(device, non_blocking=True) for t in (params.lam, params.cutmix, params.mixed))
+        offset = torch.where(cutmix | ~mixed, offset, 1.0 - lam)
+    floats = [span.to(torch.float32) for span in spans]
+    shared = _weight(y, offset, floats, cuts, params.has_mixup) if params.shared else None
+    blend = _Blend(y, params, block)
+
+    def weights(start: int, stop: int) -> Tensor:
+        if shared is not None:
+            return shared
+        return _weight(y, offset[start:stop], [f[start:stop] for f in floats], cuts, params.has_mixup)
+
+    if n % 2:  # the odd one out takes from the sample before it, which is still unmixed
+        blend(y[n - 1 :], y[n - 2 : n - 1], weights(n - 1, n))
+    half = n // 2
+    pairs = y[: 2 * half].view(half, 2, *y.shape[1:])
+    sample_bytes = y[0].numel() * max(y.element_size(), 4 if blend.converts else 1)
+    step = half if device.type != "cpu" else max(1, min(half, _CPU_BLOCK_BYTES // (2 * sample_bytes)))
+    for start in range(0, half, step):  # a loop over cache-sized blocks, not over samples
+        stop = min(start + step, half)
+        w = weights(2 * start, 2 * stop)
+        if shared is None:
+            w = w.view(stop - start, 2, *w.shape[1:])
+            w_even, w_odd = w[:, 0], w[:, 1]
+        else:
+            w_even = w_odd = w
+        even, odd = pairs[start:stop, 0], pairs[start:stop, 1]
+        saved = block("even", even.shape, y.dtype, device).copy_(even)
+        blend(even, odd, w_even)
+        blend(odd, saved, w_odd)
+
+
+class _Blend:
+    """``own <- own + w·(other − own)`` for one dtype and configuration, with scratch from ``block``."""
+
+    def __init__(self, y: Tensor, params: MixParams, block: BlockSource) -> None:
+        self.dtype, self.block = y.dtype, block
+        self.exact = y.dtype in EXACT_FLOATS
+        self.select = not self.exact and not params.has_mixup
+        self.converts = not self.exact and params.has_mixup
+        self.rounds = not y.dtype.is_floating_point
+
+    def __call__(self, own: Tensor, other: Tensor, weight: Tensor) -> None:
+        if self.exact:
+            own.lerp_(other, weight.to(self.dtype))
+        elif self.select:
+            select_(own, other, weight, self.block("diff", own.shape, self.dtype, own.device))
+        else:  # float32 arithmetic, one rounding back to the batch's dtype
+            mine = self.block("own32", own.shape, torch.float32, own.device).copy_(own)
+            mine.lerp_(self.block("other32", own.shape, torch.float32, own.device).copy_(other), weight)
+            own.copy_(mine.round_() if self.rounds else mine)
