@@ -69,7 +69,7 @@ def _copy(x: torch.Tensor, y: torch.Tensor, classes: int) -> Step:
     return lambda: out.copy_(x)
 
 
-def _ours(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor, int], Step]:
+def _ours(method: str, mode: str, pairing: str) -> Callable[[torch.Tensor, torch.Tensor, int], Step]:
     from lightning_mix.functional import Workspace, mix_, mix_target, sample_mix_params
 
     mixup_alpha, cutmix_alpha = _alphas(method)
@@ -85,6 +85,7 @@ def _ours(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor, int],
                 mixup_alpha=mixup_alpha,
                 cutmix_alpha=cutmix_alpha,
                 mode=mode,  # type: ignore[arg-type]
+                pairing=pairing,  # type: ignore[arg-type]
                 generator=generator,
             )
             mix_(x, params, workspace=workspace)
@@ -145,7 +146,9 @@ def build_cases(methods: list[str], libraries: list[str]) -> list[Case]:
     cases = [Case("copy", "", "", _copy)]
     for method in methods:
         if "ours" in libraries:
-            cases += [Case("ours", method, mode, _ours(method, mode)) for mode in ("batch", "elem")]
+            for mode in ("batch", "elem"):  # "adj": adjacent pairing, what MixCallback uses with a shuffling loader
+                cases.append(Case("ours", method, mode, _ours(method, mode, "random")))
+                cases.append(Case("ours", method, f"{mode} adj", _ours(method, mode, "adjacent")))
         if "torchvision" in libraries:
             cases.append(Case("torchvision", method, "batch", _torchvision(method)))
         if "timm" in libraries:

@@ -9,8 +9,6 @@ block is the whole batch (half a batch of scratch).
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Callable
 
 import torch
@@ -49,23 +47,37 @@ def select_(own: Tensor, other: Tensor, take: Tensor, scratch: Tensor) -> None:
     mine.bitwise_xor_(torch.bitwise_xor(theirs, mine, out=diff).bitwise_and_(mask))
 
 
-def _weight(y: Tensor, offset: Tensor, spans: list[Tensor], cuts: list[int], mixup: bool) -> Tensor:
+def _weight(y: Tensor, offset: Tensor, spans: list[Tensor], cuts: list[int], mixup: bool, block: BlockSource) -> Tensor:
     """The partner's weight ``offset + prod(spans)`` for the samples of ``offset``, broadcastable against ``y``.
 
     ``offset`` ``(n,)`` is ``1 − λ`` for MixUp samples and 0 otherwise; ``spans`` are ``(n, size)`` 0/1 floats per
-    cut dim, all zero for samples that CutMix does not mix. None of them is batch-sized.
+    cut dim, all zero for samples that CutMix does not mix. The result lives in ``block`` scratch (valid until
+    the next call) and is never batch-sized.
     """
     lead = (offset.shape[0],) + (1,) * (y.ndim - 1)
     weight = offset.view(lead)
-    if cuts:
-        factors = (along(span, dim, lead, y.shape[dim]) for dim, span in zip(cuts, spans, strict=True))
-        box = functools.reduce(operator.mul, factors)  # (a broadcast addcmul is several times slower)
-        weight = box.add_(weight) if mixup else box
-        inner = max(cuts)
-        trailing = y.shape[inner + 1 :]
-        if 1 < torch.Size(trailing).numel() <= MATERIALISE:  # e.g. channels_last: a short broadcast is slow
-            weight = weight.expand(*weight.shape[: inner + 1], *trailing).contiguous()
-    return weight
+    if not cuts:
+        return weight
+    factors = [along(span, dim, lead, y.shape[dim]) for dim, span in zip(cuts, spans, strict=True)]
+    shape = torch.broadcast_shapes(*(f.shape for f in factors))
+    if len(factors) == 1 and not mixup:
+        box = factors[0]
+    else:  # products of broadcast 0/1 rows: a broadcast addcmul is several times slower
+        box = block("weight", tuple(shape), torch.float32, y.device)
+        if len(factors) == 1:
+            torch.add(factors[0], weight, out=box)
+        else:
+            torch.mul(factors[0], factors[1], out=box)
+            for factor in factors[2:]:
+                box.mul_(factor)
+            if mixup:
+                box.add_(weight)
+    inner = max(cuts)
+    trailing = y.shape[inner + 1 :]
+    if 1 < torch.Size(trailing).numel() <= MATERIALISE:  # e.g. channels_last: a short broadcast is slow
+        full = (*box.shape[: inner + 1], *trailing)
+        box = block("weight_full", full, torch.float32, y.device).copy_(box.expand(full))
+    return box
 
 
 def mix_adjacent_(y: Tensor, params: MixParams, cuts: list[int], spans: list[Tensor], block: BlockSource) -> None:
@@ -85,13 +97,13 @@ def mix_adjacent_(y: Tensor, params: MixParams, cuts: list[int], spans: list[Ten
         lam, cutmix, mixed = (t[:rows].to(device, non_blocking=True) for t in (params.lam, params.cutmix, params.mixed))
         offset = torch.where(cutmix | ~mixed, offset, 1.0 - lam)
     floats = [span.to(torch.float32) for span in spans]
-    shared = _weight(y, offset, floats, cuts, params.has_mixup) if params.shared else None
+    shared = _weight(y, offset, floats, cuts, params.has_mixup, block) if params.shared else None
     blend = _Blend(y, params, block)
 
     def weights(start: int, stop: int) -> Tensor:
         if shared is not None:
             return shared
-        return _weight(y, offset[start:stop], [f[start:stop] for f in floats], cuts, params.has_mixup)
+        return _weight(y, offset[start:stop], [f[start:stop] for f in floats], cuts, params.has_mixup, block)
 
     if n % 2:  # the odd one out takes from the sample before it, which is still unmixed
         blend(y[n - 1 :], y[n - 2 : n - 1], weights(n - 1, n))
