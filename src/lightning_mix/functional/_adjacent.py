@@ -59,7 +59,9 @@ def _weight(y: Tensor, offset: Tensor, spans: list[Tensor], cuts: list[int], mix
     if not cuts:
         return weight
     factors = [along(span, dim, lead, y.shape[dim]) for dim, span in zip(cuts, spans, strict=True)]
-    shape = torch.broadcast_shapes(*(f.shape for f in factors))
+    shape = list(lead)
+    for dim in cuts:
+        shape[dim] = y.shape[dim]
     if len(factors) == 1 and not mixup:
         box = factors[0]
     else:  # products of broadcast 0/1 rows: a broadcast addcmul is several times slower
