@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import functools
 import pickle
 from collections.abc import Callable, Iterator
@@ -429,6 +430,74 @@ def test_from_trainer_needs_exactly_one_callback() -> None:
     assert isinstance(CutMixCallback.from_trainer(make_trainer(CutMixCallback(), MixUpCallback())), CutMixCallback)
 
 
+# ------------------------------------------------------------------------------------------------ pairing
+
+
+def shuffled_loader(n: int = 9, batch_size: int = 3, seed: int = 5, shuffle: bool = True) -> DataLoader:
+    """A loader whose order is fixed by its own generator, so a test can rebuild the batches it gave."""
+    return list_loader(n, batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize(
+    ("pairing", "shuffle", "adjacent"),
+    [
+        pytest.param("auto", True, True, id="auto-shuffled"),
+        pytest.param("auto", False, False, id="auto-sequential"),
+        pytest.param("random", True, False, id="random-shuffled"),
+        pytest.param("adjacent", False, True, id="adjacent-sequential"),
+    ],
+)
+def test_pairing_auto_is_adjacent_exactly_when_the_loader_shuffles(pairing: str, shuffle: bool, adjacent: bool) -> None:
+    model = Classifier()
+    cb = MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", pairing=pairing, seed=0)
+    make_trainer(cb).fit(model, shuffled_loader(shuffle=shuffle))
+    assert cb.pairing == pairing
+    assert cb.last_params is not None and cb.last_params.adjacent is adjacent
+    batches = list(shuffled_loader(shuffle=shuffle))  # the same order as the training run's
+    assert len(model.train_seen) == 2
+    for (x0, y0), (x, y, params, target) in zip(batches, model.train_seen, strict=False):
+        assert params is not None and params.adjacent is adjacent and torch.equal(target, y0)
+        if adjacent:
+            assert params.partner.tolist() == [1, 0, 1]  # an odd batch: the last sample takes the one before
+        # the batch is the loader's batch mixed with those partners, as the general path mixes them
+        general = dataclasses.replace(params, adjacent=False)
+        assert torch.equal(x, mix_(x0.clone(), general))
+        assert_mixed_as_recorded(x0, y0, x, y, params)
+
+
+class FlipData(LightningDataModule):
+    """A loader reloaded every epoch that shuffles in the first epoch only."""
+
+    def train_dataloader(self) -> DataLoader:
+        return list_loader(8, 4, shuffle=self.trainer.current_epoch == 0)
+
+
+def test_auto_pairing_is_decided_again_at_every_epoch_start() -> None:
+    model = Classifier()
+    cb = MixCallback(cutmix_alpha=1.0, seed=0)
+    assert cb.pairing == "auto"  # the default
+    make_trainer(cb, max_epochs=2, reload_dataloaders_every_n_epochs=1).fit(model, datamodule=FlipData())
+    assert [p is not None and p.adjacent for _, _, p, _ in model.train_seen] == [True, True, False, False]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="on_train_epoch_start is not called when Lightning resumes mid-epoch, so 'auto' stays 'random'",
+)
+def test_auto_pairing_is_resolved_when_resuming_mid_epoch(tmp_path: Any) -> None:
+    cb = MixCallback(cutmix_alpha=1.0, seed=0)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)
+    trainer = make_trainer(cb, checkpoints, limit_train_batches=3, enable_checkpointing=True)
+    trainer.fit(Classifier(), shuffled_loader(n=12))
+    assert cb.last_params is not None and cb.last_params.adjacent
+
+    resumed, model = MixCallback(cutmix_alpha=1.0, seed=0), Classifier()
+    trainer = make_trainer(resumed, limit_train_batches=3)
+    trainer.fit(model, shuffled_loader(n=12), ckpt_path=tmp_path / "epoch=0-step=2.ckpt")
+    assert len(model.train_seen) == 1  # the third batch of the epoch, after the mid-epoch checkpoint
+    assert resumed.last_params is not None and resumed.last_params.adjacent
+
+
 # ------------------------------------------------------------------------------- seeding, resume, checkpoints
 
 
@@ -800,6 +869,16 @@ def test_on_cuda_the_generator_lives_on_the_device_and_the_hook_never_syncs() ->
         ({"mixup_alpha": 1.0, "log_stats": None}, TypeError, r"Expected `log_stats` to be a bool"),
         ({"mixup_alpha": 1.0, "log_images_every_n_epochs": -1}, ValueError, r"`log_images_every_n_epochs` to be an"),
         ({"mixup_alpha": 1.0, "mix_targets": "no"}, TypeError, r"Expected `mix_targets` to be a bool"),
+        (
+            {"mixup_alpha": 1.0, "pairing": "pairs"},
+            ValueError,
+            r"^Expected `pairing` to be one of 'auto', 'random', 'adjacent', but got 'pairs'\.$",
+        ),
+        (
+            {"mixup_alpha": 1.0, "pairing": None},
+            ValueError,
+            r"^Expected `pairing` to be one of 'auto', 'random', 'adjacent', but got None\.$",
+        ),
     ],
 )
 def test_arguments_are_checked_at_construction(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
@@ -809,6 +888,10 @@ def test_arguments_are_checked_at_construction(kwargs: dict[str, Any], error: ty
 
 def test_presets() -> None:
     assert (CutMixCallback().cutmix_alpha, CutMixCallback().mixup_alpha) == (1.0, 0.0)
+    assert (CutMixCallback(pairing="adjacent").pairing, MixUpCallback(pairing="random").pairing) == (
+        "adjacent",
+        "random",
+    )
     assert (MixUpCallback(0.4).mixup_alpha, MixUpCallback().has_cutmix) == (0.4, False)
     assert CutMixCallback(alpha=0.0, cutmix_minmax=(0.2, 0.8)).has_cutmix
     with pytest.raises(TypeError, match=r"`the arguments of CutMixCallback` to be free of mixup_alpha.*MixCallback"):

@@ -119,7 +119,13 @@ def test_yaml_class_path_and_init_args(tmp_path: Path) -> None:
             "callbacks": [
                 {
                     "class_path": "lightning_mix.MixCallback",
-                    "init_args": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "switch_prob": 0.25, "mode": "elem"},
+                    "init_args": {
+                        "mixup_alpha": 0.8,
+                        "cutmix_alpha": 1.0,
+                        "switch_prob": 0.25,
+                        "mode": "elem",
+                        "pairing": "adjacent",
+                    },
                 }
             ]
         }
@@ -129,6 +135,25 @@ def test_yaml_class_path_and_init_args(tmp_path: Path) -> None:
     cli = LightningCLI(TinyModel, TinyData, run=False, args=[*QUIET, "--config", str(path)])
     (mix,) = mixers(cli.trainer)
     assert (mix.mixup_alpha, mix.cutmix_alpha, mix.switch_prob, mix.mode) == (0.8, 1.0, 0.25, "elem")
+    assert mix.pairing == "adjacent"
+
+
+@pytest.mark.parametrize("pairing", ["auto", "random", "adjacent"])
+def test_pairing_flag(pairing: str) -> None:
+    cli = LightningCLI(
+        TinyModel, TinyData, run=False, args=[*QUIET, *CALLBACK_FLAGS, f"--trainer.callbacks.pairing={pairing}"]
+    )
+    (mix,) = mixers(cli.trainer)
+    assert mix.pairing == pairing
+    mixcli = MixCLI(TinyModel, TinyData, run=False, args=[*QUIET, "--mix.cutmix_alpha=1.0", f"--mix.pairing={pairing}"])
+    assert MixCallback.from_trainer(mixcli.trainer).pairing == pairing
+
+
+def test_an_unknown_pairing_is_refused_while_parsing(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        MixCLI(TinyModel, TinyData, run=False, args=[*QUIET, "--mix.cutmix_alpha=1.0", "--mix.pairing=pairs"])
+    assert stop.value.code != 0
+    assert "mix.pairing" in capsys.readouterr().err
 
 
 def test_example_trainer_callbacks_config() -> None:

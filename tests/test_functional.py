@@ -73,25 +73,31 @@ def test_mixup_matches_torchvision_v2(seed):
     ],
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.uint8])
-def test_mixing_path_never_reads_values_on_the_host(mode, config, dtype):
+@pytest.mark.parametrize(("pairing", "batch"), [("random", 8), ("adjacent", 8), ("adjacent", 7)])
+def test_mixing_path_never_reads_values_on_the_host(pairing, batch, mode, config, dtype):
     g = torch.Generator().manual_seed(0)
-    x = (torch.rand(8, 3, 12, 10) * 100).to(dtype)
-    y = torch.randint(5, (8,))
+    x = (torch.rand(batch, 3, 12, 10) * 100).to(dtype)
+    y = torch.randint(5, (batch,))
     ws = LF.Workspace()
     with forbid_syncs() as recorder:
-        params = LF.sample_mix_params(8, x.shape[-2:], mode=mode, generator=g, **config)
+        params = LF.sample_mix_params(batch, x.shape[-2:], mode=mode, pairing=pairing, generator=g, **config)
         LF.mix_(x, params, workspace=ws)
         LF.mix_target(y, params, num_classes=5, validate_args=False)
     assert recorder.ops  # the guard saw the work
+    assert params.adjacent == (pairing == "adjacent")
 
 
-def test_mixing_runs_on_meta_tensors():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.uint8])
+@pytest.mark.parametrize(("pairing", "batch"), [("random", 4), ("adjacent", 4), ("adjacent", 5)])
+@pytest.mark.parametrize(("mode", "cut_dims"), [("elem", (-2, -1)), ("batch", (-2, -1)), ("elem", (-3, -2, -1))])
+def test_mixing_runs_on_meta_tensors(mode, cut_dims, pairing, batch, dtype):
     """Meta tensors have no values: any host read or data-dependent shape would raise."""
-    x = torch.empty(4, 3, 8, 8, device="meta")
-    params = LF.sample_mix_params(4, (8, 8), mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem").to("meta")
-    out = LF.mix_(x, params)
-    soft = LF.mix_target(torch.empty(4, 5, device="meta"), params)
-    assert out.shape == x.shape and soft.shape == (4, 5)
+    x = torch.empty(batch, 3, 4, 8, 8, device="meta", dtype=dtype)
+    sizes = x.shape[cut_dims[0] :]
+    params = LF.sample_mix_params(batch, sizes, mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, pairing=pairing)
+    out = LF.mix_(x, params.to("meta"), cut_dims=cut_dims)
+    soft = LF.mix_target(torch.empty(batch, 5, device="meta"), params.to("meta"))
+    assert out is x and soft.shape == (batch, 5)
 
 
 def test_channels_last_is_kept_and_mixed_correctly():
@@ -149,11 +155,64 @@ def _sample(**kwargs):
         ({"cutmix_minmax": 0.5}, TypeError, r"Expected `cutmix_minmax` to be None or a pair"),
         ({"batch_size": 0}, ValueError, r"Expected `batch_size` to be an int >= 1, but got 0"),
         ({"cut_sizes": ()}, ValueError, r"Expected `cut_sizes` to be one or more positive sizes"),
+        ({"pairing": "pairs"}, ValueError, r"Expected `pairing` to be one of 'random', 'adjacent', but got 'pairs'\.$"),
+        ({"pairing": "auto"}, ValueError, r"Expected `pairing` to be one of 'random', 'adjacent', but got 'auto'\.$"),
     ],
 )
 def test_sampling_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         _sample(**kwargs)
+
+
+@pytest.mark.parametrize("pairing", ["Adjacent", "auto", None])
+def test_sample_partners_rejects_an_unknown_pairing(pairing):
+    match = rf"^Expected `pairing` to be one of 'random', 'adjacent', but got {pairing!r}\.$"
+    with pytest.raises(ValueError, match=match):
+        LF.sample_partners(4, pairing=pairing)
+
+
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        (1, [0]),
+        (2, [1, 0]),
+        (3, [1, 0, 1]),
+        (4, [1, 0, 3, 2]),
+        (5, [1, 0, 3, 2, 3]),
+        (6, [1, 0, 3, 2, 5, 4]),
+        (7, [1, 0, 3, 2, 5, 4, 5]),
+    ],
+)
+@pytest.mark.parametrize("with_generator", [True, False])
+def test_adjacent_partners_swap_neighbours_and_draw_no_random_numbers(batch, expected, with_generator):
+    g = torch.Generator().manual_seed(11)
+    state, global_state = g.get_state(), torch.get_rng_state()
+    partner = LF.sample_partners(batch, pairing="adjacent", generator=g if with_generator else None)
+    assert partner.tolist() == expected and partner.dtype == torch.int64
+    assert torch.equal(g.get_state(), state) and torch.equal(torch.get_rng_state(), global_state)
+    idx = torch.arange(batch)
+    one_way = (partner[partner] != idx).nonzero().flatten().tolist()
+    assert one_way == ([batch - 1] if batch % 2 and batch > 1 else [])  # only the odd one out borrows one-way
+    assert batch == 1 or bool((partner != idx).all())
+
+
+def test_adjacent_pairing_sets_the_flag_and_the_partner():
+    draws = {
+        pairing: LF.sample_mix_params(
+            7,
+            (8, 8),
+            mixup_alpha=1.0,
+            cutmix_alpha=1.0,
+            mode="elem",
+            pairing=pairing,
+            generator=torch.Generator().manual_seed(3),
+        )
+        for pairing in ("random", "adjacent")
+    }
+    assert draws["adjacent"].adjacent and not draws["random"].adjacent
+    assert draws["adjacent"].partner.tolist() == [1, 0, 3, 2, 5, 4, 5]
+    assert not LF.sample_mix_params(7, (8, 8), cutmix_alpha=1.0).adjacent  # random is the default
+    assert not MixParams.identity(4).adjacent
 
 
 def test_mixing_errors():

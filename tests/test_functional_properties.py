@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -10,8 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lightning_mix import functional as LF
+from lightning_mix.functional import _adjacent
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8]
+PAIRINGS = ["random", "adjacent"]
+METHODS = {
+    "mixup": {"mixup_alpha": 0.4},
+    "cutmix": {"cutmix_alpha": 1.0},
+    "minmax": {"cutmix_minmax": (0.2, 0.9)},
+    "both": {"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "switch_prob": 0.5},
+}
 
 
 @st.composite
@@ -43,6 +53,7 @@ configs = st.fixed_dictionaries(
         "mode": st.sampled_from(["batch", "elem"]),
         "prob": st.sampled_from([1.0, 0.5]),
         "seed": st.integers(0, 2**31 - 1),
+        "pairing": st.sampled_from(PAIRINGS),
     }
 )
 
@@ -70,8 +81,10 @@ def test_cutmix_pixels_come_from_self_or_partner_and_lambda_is_exact(batch, conf
         cutmix_minmax=(0.2, 0.9) if minmax else None,
         mode=config["mode"],
         prob=config["prob"],
+        pairing=config["pairing"],
         generator=g,
     )
+    assert params.adjacent == (config["pairing"] == "adjacent")
     before = x.clone()
     out = LF.mix_(x, params, cut_dims=cut_dims)
     assert out is x and out.dtype == dtype
@@ -92,7 +105,13 @@ def test_mixup_values_equal_the_formula(batch, config, dtype):
     x = (x * 7.0).to(dtype)
     g = torch.Generator().manual_seed(config["seed"])
     params = LF.sample_mix_params(
-        x.shape[0], (), mixup_alpha=0.4, mode=config["mode"], prob=config["prob"], generator=g
+        x.shape[0],
+        (),
+        mixup_alpha=0.4,
+        mode=config["mode"],
+        prob=config["prob"],
+        pairing=config["pairing"],
+        generator=g,
     )
     before = x.double().clone()  # .double() is a no-op for float64
     out = LF.mix_(x, params).double()
@@ -113,7 +132,14 @@ def test_combined_modes_mix_each_sample_by_its_own_op(batch, config):
     g = torch.Generator().manual_seed(config["seed"])
     cut_sizes = tuple(x.shape[d] for d in cut_dims)
     params = LF.sample_mix_params(
-        x.shape[0], cut_sizes, mixup_alpha=1.0, cutmix_alpha=1.0, mode=config["mode"], prob=config["prob"], generator=g
+        x.shape[0],
+        cut_sizes,
+        mixup_alpha=1.0,
+        cutmix_alpha=1.0,
+        mode=config["mode"],
+        prob=config["prob"],
+        pairing=config["pairing"],
+        generator=g,
     )
     before = x.clone()
     out = LF.mix_(x, params, cut_dims=cut_dims)
@@ -166,10 +192,10 @@ def test_dense_targets_mix_linearly(batch, classes, multi_hot, seed):
     assert soft.dtype == torch.float32
 
 
-@given(st.integers(1, 9), st.sampled_from(["batch", "elem"]), st.integers(0, 2**31 - 1))
-def test_partners_swap_and_never_self_pair(batch, mode, seed):
+@given(st.integers(1, 9), st.sampled_from(["batch", "elem"]), st.integers(0, 2**31 - 1), st.sampled_from(PAIRINGS))
+def test_partners_swap_and_never_self_pair(batch, mode, seed, pairing):
     g = torch.Generator().manual_seed(seed)
-    params = LF.sample_mix_params(batch, (3, 3), cutmix_alpha=1.0, mode=mode, generator=g)
+    params = LF.sample_mix_params(batch, (3, 3), cutmix_alpha=1.0, mode=mode, pairing=pairing, generator=g)
     partner = params.partner
     idx = torch.arange(batch)
     if batch == 1:
@@ -178,6 +204,9 @@ def test_partners_swap_and_never_self_pair(batch, mode, seed):
     assert bool((partner != idx).all())
     mutual = partner[partner] == idx
     assert int((~mutual).sum()) == batch % 2  # only the odd one out borrows one-way
+    if pairing == "adjacent":
+        assert partner.tolist() == [i ^ 1 if i ^ 1 < batch else i - 1 for i in range(batch)]
+        assert (~mutual).nonzero().flatten().tolist() == ([batch - 1] if batch % 2 else [])
 
 
 @given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 40), st.integers(0, 2**31 - 1))
@@ -212,3 +241,122 @@ def test_workspace_is_reused_and_results_match(dtype):
     c = LF.mix_(x.clone(), params)
     assert ws._buffer is buffer
     assert torch.equal(a, b) and torch.equal(a, c)
+
+
+# ------------------------------------------------------------------------------------ adjacent pairing kernel
+
+
+def _noisy(x: torch.Tensor, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    """``x`` with every value made distinct (and negative ones for signed dtypes), in ``dtype``, layout kept."""
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    x = x.mul_(16).add_(noise.mul_(16))  # in place: x owns its memory and keeps its layout
+    return (x if dtype == torch.uint8 else x.sub_(64)).to(dtype)
+
+
+def _general(params: LF.MixParams) -> LF.MixParams:
+    """The same parameters, mixed by the general two-pass path."""
+    return dataclasses.replace(params, adjacent=False)
+
+
+@given(batches(), configs, st.sampled_from(DTYPES), st.sampled_from(sorted(METHODS)), st.booleans(), st.booleans())
+def test_adjacent_kernel_equals_the_general_path_bit_for_bit(batch, config, dtype, method, workspace, one_pair_blocks):
+    x, cut_dims = batch
+    x = _noisy(x, dtype, config["seed"])
+    g = torch.Generator().manual_seed(config["seed"])
+    cut_sizes = tuple(x.shape[d] for d in cut_dims)
+    params = LF.sample_mix_params(
+        x.shape[0],
+        cut_sizes,
+        mode=config["mode"],
+        prob=config["prob"],
+        pairing="adjacent",
+        generator=g,
+        **METHODS[method],
+    )
+    assert params.adjacent
+    expected = LF.mix_(x.clone(), _general(params), cut_dims=cut_dims)
+    ws = LF.Workspace() if workspace else None
+    # a one-byte cache budget makes every pair its own block: the block loop and its edges at every batch size
+    block_bytes = 1 if one_pair_blocks else _adjacent._CPU_BLOCK_BYTES
+    with mock.patch.object(_adjacent, "_CPU_BLOCK_BYTES", block_bytes):
+        for _ in range(2 if workspace else 1):  # a reused workspace gives the same result again
+            out = LF.mix_(x.clone(), params, cut_dims=cut_dims, workspace=ws)
+            assert out.dtype == dtype and out.stride() == expected.stride()
+            assert torch.equal(out, expected)
+    if ws is not None and x.shape[0] > 1:
+        assert ws._buffer is None  # the one-pass kernel ran: no batch-sized buffer of partners was gathered
+
+
+class RecordingWorkspace(LF.Workspace):
+    """A workspace that records the scratch blocks asked for, by name and shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[str, tuple[int, ...]]] = []
+
+    def block(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        self.requests.append((name, tuple(shape)))
+        return super().block(name, shape, dtype, device)
+
+
+@pytest.mark.parametrize("batch", [40, 41])
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+@pytest.mark.parametrize("method", ["mixup", "cutmix", "both"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adjacent_kernel_equals_the_general_path_over_several_cache_blocks(dtype, method, mode, batch):
+    # big enough samples that the 4 MiB CPU blocks hold only part of the batch, whatever the dtype
+    side = 256 if dtype.itemsize <= 2 else 128
+    g = torch.Generator().manual_seed(batch)
+    x = (torch.rand(batch, 3, side, side, generator=g) * 250).to(dtype)
+    params = LF.sample_mix_params(batch, (side, side), mode=mode, pairing="adjacent", generator=g, **METHODS[method])
+    expected = LF.mix_(x.clone(), _general(params))
+    ws = RecordingWorkspace()
+    out = LF.mix_(x, params, workspace=ws)
+    assert out is x and torch.equal(out, expected)
+    pairs = [shape[0] for name, shape in ws.requests if name == "even"]  # the copy of each block's even samples
+    assert len(pairs) >= 2 and sum(pairs) == batch // 2
+    if method != "mixup":
+        assert not torch.equal(out, LF.mix_(x.clone(), params))  # mixing again changes the batch: it was mixed
+
+
+VIEWS = {
+    # a slice of the batch dim: contiguous, mixed in place
+    "batch-slice": (lambda: torch.rand(9, 3, 8, 10), lambda t: t[2:7]),
+    # a crop: gaps in memory, mixed through a dense copy
+    "crop": (lambda: torch.rand(6, 3, 11, 13), lambda t: t[1:6, :, 1:9, 2:12]),
+    # every other sample: gaps between samples
+    "strided-batch": (lambda: torch.rand(10, 3, 8, 10), lambda t: t[::2]),
+    # width before height in memory: the cut dims are permuted
+    "transposed": (lambda: torch.rand(5, 3, 10, 8), lambda t: t.transpose(-1, -2)),
+    # the batch is not the outermost dim in memory
+    "batch-inside": (lambda: torch.rand(3, 7, 8, 10), lambda t: t.transpose(0, 1)),
+    # video in channels_last_3d
+    "video-channels-last": (
+        lambda: torch.rand(5, 3, 4, 6, 7).contiguous(memory_format=torch.channels_last_3d),
+        lambda t: t,
+    ),
+}
+
+
+@pytest.mark.parametrize("method", ["cutmix", "both"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.uint8])
+@pytest.mark.parametrize("view", sorted(VIEWS))
+def test_adjacent_kernel_mixes_views_and_non_contiguous_batches(view, dtype, method):
+    make, select = VIEWS[view]
+    base = (make() * 200).to(dtype)
+    before = base.clone()
+    x = select(base)
+    g = torch.Generator().manual_seed(7)
+    params = LF.sample_mix_params(
+        x.shape[0], x.shape[-2:], mode="elem", pairing="adjacent", generator=g, **METHODS[method]
+    )
+    expected = LF.mix_(select(before.clone()), _general(params))
+    dense = LF.mix_(x.contiguous().clone(), params)
+    ws = RecordingWorkspace()
+    out = LF.mix_(x, params, workspace=ws)
+    assert out is x and torch.equal(out, expected) and torch.equal(out, dense)
+    assert ws._buffer is None and any(name == "even" for name, _ in ws.requests)  # the one-pass kernel ran
+    assert not torch.equal(out, select(before))
+    outside = torch.ones_like(base, dtype=torch.bool)
+    select(outside).fill_(False)
+    assert torch.equal(base[outside], before[outside])  # nothing outside the view was written
