@@ -480,10 +480,6 @@ def test_auto_pairing_is_decided_again_at_every_epoch_start() -> None:
     assert [p is not None and p.adjacent for _, _, p, _ in model.train_seen] == [True, True, False, False]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on_train_epoch_start is not called when Lightning resumes mid-epoch, so 'auto' stays 'random'",
-)
 def test_auto_pairing_is_resolved_when_resuming_mid_epoch(tmp_path: Any) -> None:
     cb = MixCallback(cutmix_alpha=1.0, seed=0)
     checkpoints = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)

@@ -301,7 +301,14 @@ class MixCallback(Callback):
         self._found_classes, self._validated, self._image_epoch = None, False, -1
 
     @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._resolve_pairing(trainer)  # a run resumed mid-epoch gets no `on_train_epoch_start` for that epoch
+
+    @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._resolve_pairing(trainer)  # loaders may be reloaded every epoch
+
+    def _resolve_pairing(self, trainer: pl.Trainer) -> None:
         if self.pairing == "auto":
             self._adjacent = loader_shuffles(trainer.train_dataloader)
 

@@ -69,8 +69,8 @@ def _weight(y: Tensor, offset: Tensor, spans: list[Tensor], cuts: list[int], mix
         if len(factors) == 1:
             torch.add(factors[0], weight, out=box)
         else:
-            torch.mul(factors[0], factors[1], out=box)
-            for factor in factors[2:]:
+            box.copy_(factors[0].expand(box.shape))
+            for factor in factors[1:]:
                 box.mul_(factor)
             if mixup:
                 box.add_(weight)
