@@ -176,14 +176,17 @@ def mix_(
     float64 batches are mixed in their own dtype; float16, bfloat16 and integer batches are mixed in float32 and
     cast back (integers rounded to nearest), so the pixel weights are exactly λ. A pure CutMix configuration
     does no rounding and works for every dtype: integer values are selected bit for bit, floating ones with
-    weights that are exactly 0 or 1, which returns every finite value unchanged. Memory layout (e.g.
-    channels_last) is kept.
+    weights that are exactly 0 or 1, which returns every finite value unchanged (up to the sign of a zero).
+    Memory layout (e.g. channels_last) is kept.
 
-    The work is two passes over the batch. The partners' values are gathered into a reusable buffer, by sample,
-    or for per-sample CutMix boxes by row (the innermost cut dimension and everything after it), taking the
-    partner's row only where the box crosses it; one ``lerp_`` then blends them in with a weight that varies
-    along the samples and the innermost cut dimension only, or, for a box the whole batch shares
-    (``params.shared``), along the cut dimensions only. No per-sample pixel mask is ever built.
+    With ``params.adjacent`` (``pairing="adjacent"``) each pair of neighbours is mixed in one pass, a few MiB
+    of pairs at a time on CPU: the even samples of a block are saved to scratch, then both sides are blended, so
+    the batch crosses memory about once each way. Otherwise the work is two passes over the batch. The
+    partners' values are gathered into a reusable buffer, by sample, or for per-sample CutMix boxes by row (the
+    innermost cut dimension and everything after it), taking the partner's row only where the box crosses it;
+    one ``lerp_`` then blends them in with a weight that varies along the samples and the innermost cut
+    dimension only, or, for a box the whole batch shares (``params.shared``), along the cut dimensions only.
+    No per-sample pixel mask is ever built.
 
     Args:
         x: the batch ``(B, ...)``; overwritten. Pass a copy to keep the original.
