@@ -223,7 +223,9 @@ def mix_(
     cuts = [order.index(d % x.ndim) for d in dims] if params.has_cutmix else []
     box = params.box[:1] if params.shared else params.box  # a shared box serves every sample
     spans = _spans(box.to(x.device, non_blocking=True), [y.shape[d] for d in cuts]) if cuts else []
-    if params.adjacent and x.shape[0] > 1:
+    # per-sample CutMix of bytes: the row gather beats the blocked bit select, whose broadcast masks are slow
+    byte_boxes = x.element_size() == 1 and not params.has_mixup and not params.shared
+    if params.adjacent and x.shape[0] > 1 and not byte_boxes:
         mix_adjacent_(y, params, cuts, spans, functools.partial(_block, workspace))
         return x
     donor = _gather_partners(y, params, [] if params.shared else cuts, spans, workspace)
