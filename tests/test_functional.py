@@ -292,3 +292,19 @@ def test_identity_parameters_leave_batch_and_targets_unchanged():
 def test_wrong_types_are_type_errors(call, match):
     with pytest.raises(TypeError, match=match):
         call()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.uint8])
+@pytest.mark.parametrize(
+    "config", [{"mixup_alpha": 1.0}, {"cutmix_alpha": 1.0}, {"mixup_alpha": 1.0, "cutmix_alpha": 1.0}]
+)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_adjacent_scratch_on_an_accelerator_stays_under_one_batch(dtype, config, channels):
+    # the meta device takes the accelerator branch (one block, or slices for float32 working copies)
+    params = LF.sample_mix_params(64, (32, 32), mode="elem", pairing="adjacent", **config).to("meta")
+    x = torch.empty(64, channels, 32, 32, dtype=dtype, device="meta")
+    ws = LF.Workspace()
+    LF.mix_(x, params, workspace=ws)
+    scratch = sum(b.numel() * b.element_size() for b in ws._blocks.values())
+    buffer = 0 if ws._buffer is None else ws._buffer.numel() * ws._buffer.element_size()
+    assert 0 < scratch + buffer <= x.numel() * x.element_size()

@@ -4,7 +4,8 @@ Used by :func:`~lightning_mix.functional.mix_` when the parameters were drawn wi
 batch is walked a few MiB of pairs at a time: a copy of the even samples of the block goes to a scratch buffer,
 the even samples are blended with the odd ones, then the odd ones with the copy. On CPU the block stays in the
 cache, so the batch crosses the memory bus about once each way, the traffic of one copy; on other devices the
-block is the whole batch (half a batch of scratch).
+block is the whole batch (half a batch of scratch), or a slice of it small enough that the float32 working
+copies of low-precision MixUp stay under half the batch's bytes.
 """
 
 from __future__ import annotations
@@ -112,7 +113,10 @@ def mix_adjacent_(y: Tensor, params: MixParams, cuts: list[int], spans: list[Ten
     half = n // 2
     pairs = y[: 2 * half].view(half, 2, *y.shape[1:])
     sample_bytes = y[0].numel() * max(y.element_size(), 4 if blend.converts else 1)
-    step = half if device.type != "cpu" else max(1, min(half, _CPU_BLOCK_BYTES // (2 * sample_bytes)))
+    if device.type == "cpu":
+        step = max(1, min(half, _CPU_BLOCK_BYTES // (2 * sample_bytes)))
+    else:  # as few blocks as keep the scratch under half a batch
+        step = max(1, min(half, n * y[0].numel() * y.element_size() // (2 * _scratch_per_pair(y, cuts, blend, shared))))
     for start in range(0, half, step):  # a loop over cache-sized blocks, not over samples
         stop = min(start + step, half)
         w = weights(2 * start, 2 * stop)
@@ -125,6 +129,19 @@ def mix_adjacent_(y: Tensor, params: MixParams, cuts: list[int], spans: list[Ten
         saved = block("even", even.shape, y.dtype, device).copy_(even)
         blend(even, odd, w_even)
         blend(odd, saved, w_odd)
+
+
+def _scratch_per_pair(y: Tensor, cuts: list[int], blend: _Blend, shared: Tensor | None) -> int:
+    """Bytes of scratch a block needs per pair: the saved even sample, the weights and the blend's buffers."""
+    sample = y[0].numel()
+    weights = 0
+    if shared is None and cuts:
+        inner = max(cuts)
+        trailing = torch.Size(y.shape[inner + 1 :]).numel()
+        spread = trailing if 1 < trailing <= MATERIALISE else 1
+        weights = 2 * 4 * torch.Size([y.shape[d] for d in cuts]).numel() * spread
+    working = 2 * 4 * sample if blend.converts else (sample * y.element_size() if blend.select else 0)
+    return sample * y.element_size() + weights + working
 
 
 class _Blend:
