@@ -104,7 +104,7 @@ class MixCallback(Callback):
             ``2k`` and ``2k + 1`` swap, which mixes each pair in one pass (about 1.5× less time on CPU) and is as
             random as the loader's order. ``"auto"``: ``"adjacent"`` when every training loader shuffles (a
             ``RandomSampler`` or a ``DistributedSampler`` with ``shuffle=True``), else ``"random"``; decided at
-            the start of every epoch.
+            train start and at the start of every epoch.
         label_smoothing: ε folded into the targets built from class indices (smooth in one place only: not
             also in the loss).
         num_classes: number of classes for class-index targets; when None, read from the LightningModule's
@@ -234,7 +234,7 @@ class MixCallback(Callback):
         self._generator: torch.Generator | None = None
         self._workspace = Workspace()
         self._found_classes: int | None = None
-        self._adjacent = pairing == "adjacent"  # the pairing in use, resolved at every epoch start for "auto"
+        self._adjacent = pairing == "adjacent"  # the pairing in use; "auto" resolves it from the loaders
         self._validated = False
         self._image_epoch = -1
         self._warnings = WarningCache()

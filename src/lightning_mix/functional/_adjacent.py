@@ -10,42 +10,25 @@ copies of low-precision MixUp stay under half the batch's bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 
 import torch
 from torch import Tensor
 
+from lightning_mix.functional._blend import (
+    BLOCK_BYTES,
+    EXACT_FLOATS,
+    BlockSource,
+    along,
+    lerp_in_float32_,
+    select_,
+    written_out,
+)
 from lightning_mix.functional.params import MixParams
 
-__all__ = ["EXACT_FLOATS", "MATERIALISE", "BlockSource", "along", "mix_adjacent_", "select_"]
+__all__ = ["mix_adjacent_"]
 
-EXACT_FLOATS = (torch.float32, torch.float64)
-_BIT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-_CPU_BLOCK_BYTES = 4 << 20  # a block of pairs (both halves) that stays in a CPU cache
-MATERIALISE = 64  # weights broadcast over fewer trailing values than this are written out
-
-BlockSource = Callable[[str, tuple[int, ...], torch.dtype, torch.device], Tensor]
-
-
-def along(span: Tensor, dim: int, lead: tuple[int, ...], size: int) -> Tensor:
-    """``span`` ``(n, size)`` viewed with its positions along ``dim`` of a tensor whose other sizes are ``lead``."""
-    shape = list(lead)
-    shape[dim] = size
-    return span.reshape(shape)
-
-
-def select_(own: Tensor, other: Tensor, take: Tensor, scratch: Tensor) -> None:
-    """``own <- where(take, other, own)`` bit for bit and branch-free, on same-width integer views of any dtype.
-
-    ``take`` is a 0/1 tensor broadcastable against ``own``; ``scratch`` is a buffer shaped like ``own``.
-    """
-    bits = _BIT_VIEWS.get(own.element_size())
-    if bits is None:  # no integer type this wide (complex128): a plain, slower select
-        own.copy_(torch.where(take.bool(), other, own))
-        return
-    mine, theirs, diff = own.view(bits), other.view(bits), scratch.view(bits)
-    mask = take.to(bits).neg_()  # all ones where taken
-    mine.bitwise_xor_(torch.bitwise_xor(theirs, mine, out=diff).bitwise_and_(mask))
+_CPU_BLOCK_BYTES = BLOCK_BYTES  # a block of pairs (both halves) that stays in a CPU cache
 
 
 def _weight(y: Tensor, offset: Tensor, spans: list[Tensor], cuts: list[int], mixup: bool, block: BlockSource) -> Tensor:
@@ -76,9 +59,9 @@ def _weight(y: Tensor, offset: Tensor, spans: list[Tensor], cuts: list[int], mix
             if mixup:
                 box.add_(weight)
     inner = max(cuts)
-    trailing = y.shape[inner + 1 :]
-    if 1 < torch.Size(trailing).numel() <= MATERIALISE:  # e.g. channels_last: a short broadcast is slow
-        full = (*box.shape[: inner + 1], *trailing)
+    tail = written_out(y.shape, inner)
+    if tail:
+        full = (*box.shape[: inner + 1], *tail)
         box = block("weight_full", full, torch.float32, y.device).copy_(box.expand(full))
     return box
 
@@ -136,10 +119,8 @@ def _scratch_per_pair(y: Tensor, cuts: list[int], blend: _Blend, shared: Tensor 
     sample = y[0].numel()
     weights = 0
     if shared is None and cuts:
-        inner = max(cuts)
-        trailing = torch.Size(y.shape[inner + 1 :]).numel()
-        spread = trailing if 1 < trailing <= MATERIALISE else 1
-        weights = 2 * 4 * torch.Size([y.shape[d] for d in cuts]).numel() * spread
+        spread = math.prod(written_out(y.shape, max(cuts)))
+        weights = 2 * 4 * math.prod(y.shape[d] for d in cuts) * spread
     working = 2 * 4 * sample if blend.converts else (sample * y.element_size() if blend.select else 0)
     return sample * y.element_size() + weights + working
 
@@ -152,14 +133,11 @@ class _Blend:
         self.exact = y.dtype in EXACT_FLOATS
         self.select = not self.exact and not params.has_mixup
         self.converts = not self.exact and params.has_mixup
-        self.rounds = not y.dtype.is_floating_point
 
     def __call__(self, own: Tensor, other: Tensor, weight: Tensor) -> None:
         if self.exact:
             own.lerp_(other, weight.to(self.dtype))
         elif self.select:
             select_(own, other, weight, self.block("diff", own.shape, self.dtype, own.device))
-        else:  # float32 arithmetic, one rounding back to the batch's dtype
-            mine = self.block("own32", own.shape, torch.float32, own.device).copy_(own)
-            mine.lerp_(self.block("other32", own.shape, torch.float32, own.device).copy_(other), weight)
-            own.copy_(mine.round_() if self.rounds else mine)
+        else:  # float32 arithmetic, one rounding back to the batch's dtype; the caller sized the block
+            lerp_in_float32_(own, other, weight, self.block, samples=own.shape[0])

@@ -10,13 +10,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lightning_mix.functional._adjacent import EXACT_FLOATS, MATERIALISE, along, mix_adjacent_, select_
+from lightning_mix.functional._adjacent import mix_adjacent_
+from lightning_mix.functional._blend import EXACT_FLOATS, along, lerp_in_float32_, select_, written_out
 from lightning_mix.functional._checks import expected
 from lightning_mix.functional.params import MixParams
 
 __all__ = ["Workspace", "box_mask", "default_cut_dims", "mix_", "pixel_weight"]
-
-_BLOCK_BYTES = 4 << 20  # float32 working set of the low-precision MixUp path: stays in a CPU cache
 
 
 def default_cut_dims(ndim: int) -> tuple[int, ...]:
@@ -225,8 +224,9 @@ def mix_(
     spans = _spans(box.to(x.device, non_blocking=True), [y.shape[d] for d in cuts]) if cuts else []
     # per-sample CutMix of bytes: the row gather beats the blocked bit select, whose broadcast masks are slow
     byte_boxes = x.element_size() == 1 and not params.has_mixup and not params.shared
+    block = functools.partial(_block, workspace)
     if params.adjacent and x.shape[0] > 1 and not byte_boxes:
-        mix_adjacent_(y, params, cuts, spans, functools.partial(_block, workspace))
+        mix_adjacent_(y, params, cuts, spans, block)
         return x
     donor = _gather_partners(y, params, [] if params.shared else cuts, spans, workspace)
     weight = _partner_weight(y, params, cuts, spans)
@@ -235,7 +235,7 @@ def mix_(
     elif not params.has_mixup:
         select_(y, donor, weight, donor)
     else:
-        _lerp_in_float32_(y, donor, weight, workspace)
+        lerp_in_float32_(y, donor, weight, block)
     return x
 
 
@@ -296,26 +296,10 @@ def _partner_weight(y: Tensor, params: MixParams, cuts: list[int], spans: list[T
     # a box is empty where the sample is not mixed by CutMix
     weight = torch.where(cutmix, cut.to(lam.dtype), 1.0 - lam) * mixed if params.has_mixup else cut
     inner = max(dims)
-    trailing = y.shape[inner + 1 :]
-    if 1 < math.prod(trailing) <= MATERIALISE:  # e.g. the channels of channels_last: a broadcast this short is slow
-        weight = weight.expand(*weight.shape[: inner + 1], *trailing).contiguous()
+    tail = written_out(y.shape, inner)
+    if tail:
+        weight = weight.expand(*weight.shape[: inner + 1], *tail).contiguous()
     return weight
-
-
-def _lerp_in_float32_(y: Tensor, donor: Tensor, weight: Tensor, workspace: Workspace | None) -> None:
-    """``y <- y + w·(donor − y)`` in float32, rounded once to ``y``'s dtype, a few MiB of samples at a time."""
-    size = y.shape[0]
-    block = min(size, max(1, _BLOCK_BYTES // (4 * max(1, y[0].numel()))))
-    shape = (block, *y.shape[1:])
-    own, other = (_block(workspace, name, shape, torch.float32, y.device) for name in ("own", "other"))
-    weight = weight.expand(size, *weight.shape[1:])
-    for start in range(0, size, block):
-        stop = min(start + block, size)
-        mixed = own[: stop - start].copy_(y[start:stop])
-        mixed.lerp_(other[: stop - start].copy_(donor[start:stop]), weight[start:stop])
-        if not y.dtype.is_floating_point:
-            mixed.round_()
-        y[start:stop].copy_(mixed)
 
 
 def _buffer(workspace: Workspace | None, like: Tensor, dtype: torch.dtype) -> Tensor:
