@@ -52,9 +52,9 @@ def _weight(y: Tensor, offset: Tensor, spans: list[Tensor], cuts: list[int], mix
         box = block("weight", tuple(shape), torch.float32, y.device)
         if len(factors) == 1:
             torch.add(factors[0], weight, out=box)
-        else:
-            box.copy_(factors[0].expand(box.shape))
-            for factor in factors[1:]:
+        else:  # one pass writes the product of the first two
+            torch.mul(factors[0].expand(box.shape), factors[1], out=box)
+            for factor in factors[2:]:
                 box.mul_(factor)
             if mixup:
                 box.add_(weight)
