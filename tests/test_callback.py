@@ -350,6 +350,17 @@ def test_missing_or_wrong_num_classes_fail_with_where_to_set_it() -> None:
         make_trainer(MixUpCallback(num_classes=3)).fit(Classifier(), list_loader())
 
 
+@pytest.mark.parametrize("callback", [CutMixCallback, MixUpCallback])
+def test_non_finite_inputs_fail_on_the_first_mixed_batch_instead_of_turning_into_nan(callback: Callable) -> None:
+    x, y = make_data()
+    x[1, 0, 1, 2] = -float("inf")  # e.g. the log of a silent frame; a blend makes NaN of it and of its partner
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    with pytest.raises(ValueError, match=r"Expected `input values` to be finite.*'1 non-finite of 576'.*nan_to_num"):
+        make_trainer(callback(seed=0), limit_train_batches=2).fit(Classifier(), loader)
+    x[1, 0, 1, 2] = 0.0
+    make_trainer(callback(seed=0)).fit(Classifier(), DataLoader(TensorDataset(x, y), batch_size=4))
+
+
 def one_hot_batches(samples: list[tuple[Tensor, Tensor]]) -> list[Tensor]:
     x, y = stack(samples)
     return [x, F.one_hot(y, NUM_CLASSES).float()]

@@ -229,6 +229,35 @@ def test_mixing_errors():
         LF.mix_([1, 2], params, cut_dims=(-1,))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("dtype", "kwargs", "checked"),
+    [
+        (torch.float32, {"cutmix_alpha": 1.0}, True),
+        (torch.float64, {"mixup_alpha": 1.0}, True),
+        (torch.bfloat16, {"mixup_alpha": 1.0, "cutmix_alpha": 1.0}, True),
+        (torch.bfloat16, {"cutmix_alpha": 1.0}, False),  # a bit select: every value is kept exactly
+        (torch.float16, {"cutmix_alpha": 1.0}, False),
+    ],
+)
+@pytest.mark.parametrize("pairing", ["random", "adjacent"])
+def test_validate_args_refuses_non_finite_values_that_a_blend_would_turn_into_nan(dtype, kwargs, checked, pairing):
+    params = LF.sample_mix_params(
+        4, (8, 8), mode="elem", pairing=pairing, generator=torch.Generator().manual_seed(3), **kwargs
+    )
+    finite = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)).to(dtype)
+    assert torch.equal(LF.mix_(finite.clone(), params, validate_args=True), LF.mix_(finite.clone(), params))
+    x = finite.clone()
+    x[2, 1, 3, 4], x[0, 0, 0, 0] = float("nan"), float("inf")
+    if checked:
+        with pytest.raises(ValueError, match=r"Expected `input values` to be finite.*'2 non-finite of 768'"):
+            LF.mix_(x.clone(), params, validate_args=True)
+        return
+    mixed = LF.mix_(x.clone(), params, validate_args=True)
+    take = LF.box_mask(params, x.shape, (-2, -1)) & params.mixed.view(-1, 1, 1, 1)
+    expected = torch.where(take, x[params.partner], x)
+    assert torch.equal(mixed.view(torch.int16), expected.view(torch.int16))  # NaN and inf kept bit for bit
+
+
 def test_target_errors():
     params = _sample()
     with pytest.raises(ValueError, match=r"Expected `target.shape\[0\]` to be the batch size 4, but got \(3,\)"):

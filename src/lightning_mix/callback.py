@@ -85,7 +85,8 @@ class MixCallback(Callback):
     Outside the epochs ``[start_epoch, stop_epoch)`` or while :attr:`enabled` is False, the input is left as it
     is and every sample counts as unmixed (λ = 1): the target still becomes a (label-smoothed) one-hot row, so
     the loss sees one target format for the whole run. The range of class indices is checked on the first batch
-    of every fit only, since the check reads the values (a host-device sync on an accelerator).
+    of every fit only, and the first mixed input for non-finite values (which mixing would turn into NaN), since
+    these checks read the values (a host-device sync on an accelerator).
 
     Randomness comes from a :class:`torch.Generator` on the batch's device, re-seeded at every step with a hash
     of (``seed``, global rank, step count). Ranks thus draw different streams, a run is reproducible, and a run
@@ -235,7 +236,8 @@ class MixCallback(Callback):
         self._workspace = Workspace()
         self._found_classes: int | None = None
         self._adjacent = pairing == "adjacent"  # the pairing in use; "auto" resolves it from the loaders
-        self._validated = False
+        self._validated = False  # the class-index range of the first batch of a fit was checked
+        self._checked_input = False  # the first mixed input of a fit was checked for non-finite values
         self._image_epoch = -1
         self._warnings = WarningCache()
 
@@ -298,7 +300,7 @@ class MixCallback(Callback):
         # A new fit starts the stream afresh (a checkpoint, restored after `setup`, brings the saved one back),
         # so reusing an instance across runs does not carry one run's seed or step count into the next.
         self._seed, self._step, self.last_params, self.last_target = None, 0, None, None
-        self._found_classes, self._validated, self._image_epoch = None, False, -1
+        self._found_classes, self._validated, self._checked_input, self._image_epoch = None, False, False, -1
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -330,7 +332,9 @@ class MixCallback(Callback):
             params = self._sample(x, cut_sizes, self._seed, trainer.global_rank, step)
             if not owns_memory(x):
                 x = x.clone()
-            mix_(x, params, cut_dims=cut_dims, workspace=self._workspace)
+            # Checking that the input is finite reads it (a host sync on an accelerator): first mixed batch only.
+            mix_(x, params, cut_dims=cut_dims, workspace=self._workspace, validate_args=not self._checked_input)
+            self._checked_input = True
             self.access.set(batch, input_key, x)
             if self.log_images_every_n_epochs:
                 self._log_images(trainer, x)

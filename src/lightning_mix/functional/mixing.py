@@ -168,6 +168,7 @@ def mix_(
     *,
     cut_dims: Sequence[int] | None = None,
     workspace: Workspace | None = None,
+    validate_args: bool = False,
 ) -> Tensor:
     """Mix a batch in place: ``x[i] <- mix(x[i], x[partner[i]])`` with MixUp or CutMix per ``params``.
 
@@ -177,6 +178,10 @@ def mix_(
     does no rounding and works for every dtype: integer values are selected bit for bit, floating ones with
     weights that are exactly 0 or 1, which returns every finite value unchanged (up to the sign of a zero).
     Memory layout (e.g. channels_last) is kept.
+
+    Values that are blended must be finite: ``x + w·(x_partner − x)`` turns ±inf and NaN into NaN, in the sample
+    that holds them and in its partner, even where the weight is 0 (``0·inf`` is NaN). This concerns float32 and
+    float64 batches, and float16/bfloat16 batches when MixUp is on; ``validate_args=True`` checks it.
 
     With ``params.adjacent`` (``pairing="adjacent"``) each pair of neighbours is mixed in one pass, a few MiB
     of pairs at a time on CPU: the even samples of a block are saved to scratch, then both sides are blended, so
@@ -192,12 +197,14 @@ def mix_(
         params: parameters from :func:`~lightning_mix.functional.sample_mix_params` for this batch.
         cut_dims: negative dims the CutMix boxes span; :func:`default_cut_dims` when None.
         workspace: a :class:`Workspace` to reuse scratch buffers across calls.
+        validate_args: check that the values to be blended are finite. This reads the batch, which on an
+            accelerator is a host-device sync: check a first batch, not every step.
 
     Returns:
         ``x``, mixed.
 
     Raises:
-        ValueError: if the batch does not match the parameters.
+        ValueError: if the batch does not match the parameters, or ``validate_args`` finds non-finite values.
 
     Example:
         >>> from lightning_mix.functional.params import sample_mix_params
@@ -215,6 +222,8 @@ def mix_(
     else:
         dims = ()  # MixUp alone cuts nothing: feature batches (B, F) are fine
     _check_batch(x, params, dims)
+    if validate_args:
+        _check_finite(x, params)
     order = _memory_order(x)
     if order is None:  # gaps or overlaps in memory: mix a dense copy
         return x.copy_(mix_(x.contiguous(), params, cut_dims=dims or None, workspace=workspace))
@@ -237,6 +246,22 @@ def mix_(
     else:
         lerp_in_float32_(y, donor, weight, block)
     return x
+
+
+def _check_finite(x: Tensor, params: MixParams, name: str = "input") -> None:
+    """Raise if ``x`` holds ±inf or NaN where mixing blends arithmetically (everything but a bit select)."""
+    if not (x.dtype in EXACT_FLOATS or (x.is_floating_point() and params.has_mixup)):
+        return
+    bad = int(x.numel() - torch.isfinite(x).sum())  # a host read, on purpose
+    if bad:
+        raise ValueError(
+            expected(
+                f"{name} values",
+                "finite, since mixing blends x + w·(x_partner − x), which turns ±inf and NaN into NaN",
+                f"{bad} non-finite of {x.numel()}",
+                "Replace them before mixing, e.g. with `torch.nan_to_num`, or take logs of `x.clamp_min(eps)`.",
+            )
+        )
 
 
 def _memory_order(x: Tensor) -> list[int] | None:
