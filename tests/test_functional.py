@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -256,6 +257,23 @@ def test_validate_args_refuses_non_finite_values_that_a_blend_would_turn_into_na
     take = LF.box_mask(params, x.shape, (-2, -1)) & params.mixed.view(-1, 1, 1, 1)
     expected = torch.where(take, x[params.partner], x)
     assert torch.equal(mixed.view(torch.int16), expected.view(torch.int16))  # NaN and inf kept bit for bit
+
+
+def test_validate_args_reads_the_batch_once_without_batch_sized_memory():
+    params = LF.sample_mix_params(
+        64, (32, 32), mixup_alpha=1.0, mode="elem", generator=torch.Generator().manual_seed(0)
+    )
+    x, workspace = torch.rand(64, 3, 32, 32), LF.Workspace()
+    LF.mix_(x, params, workspace=workspace)  # the workspace's buffers exist from here on
+    peaks = {}
+    for check in (False, True):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+            LF.mix_(x, params, workspace=workspace, validate_args=check)
+        events = sorted(
+            (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+        )
+        peaks[check] = max(itertools.accumulate((n for _, n in events), initial=0))
+    assert peaks[True] - peaks[False] < 1024 < x.nbytes // 4
 
 
 def test_target_errors():
