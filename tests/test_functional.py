@@ -238,6 +238,7 @@ def test_mixing_errors():
         (torch.bfloat16, {"mixup_alpha": 1.0, "cutmix_alpha": 1.0}, True),
         (torch.bfloat16, {"cutmix_alpha": 1.0}, False),  # a bit select: every value is kept exactly
         (torch.float16, {"cutmix_alpha": 1.0}, False),
+        (torch.complex64, {"mixup_alpha": 1.0}, True),
     ],
 )
 @pytest.mark.parametrize("pairing", ["random", "adjacent"])

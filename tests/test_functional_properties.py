@@ -15,6 +15,7 @@ from lightning_mix import functional as LF
 from lightning_mix.functional import _adjacent
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8]
+COMPLEX = [torch.complex64, torch.complex128]
 PAIRINGS = ["random", "adjacent"]
 METHODS = {
     "mixup": {"mixup_alpha": 0.4},
@@ -124,6 +125,27 @@ def test_mixup_values_equal_the_formula(batch, config, dtype):
     else:
         eps = torch.finfo(dtype).eps
         assert bool(((out - exact).abs() <= exact.abs() * eps + 1e-6).all())  # one rounding to the dtype
+
+
+@given(batches(), configs, st.sampled_from(COMPLEX), st.sampled_from(sorted(METHODS)))
+def test_complex_batches_mix_their_real_and_imaginary_parts_alike(batch, config, dtype, method):
+    x, cut_dims = batch
+    real, imag = (_noisy(x.clone(), torch.float64, config["seed"] + k) for k in (0, 1))
+    z = torch.complex(real, imag).to(dtype)
+    params = LF.sample_mix_params(
+        x.shape[0],
+        tuple(x.shape[d] for d in cut_dims),
+        mode=config["mode"],
+        prob=config["prob"],
+        pairing=config["pairing"],
+        generator=torch.Generator().manual_seed(config["seed"]),
+        **METHODS[method],
+    )
+    out = LF.mix_(z.clone(), params, cut_dims=cut_dims)
+    assert out.dtype == dtype and out.stride() == z.stride()
+    part = torch.float32 if dtype == torch.complex64 else torch.float64
+    for got, values in ((out.real, z.real), (out.imag, z.imag)):  # each part mixed as a real batch would be
+        torch.testing.assert_close(got, LF.mix_(values.to(part).contiguous(), params, cut_dims=cut_dims))
 
 
 @given(batches(), configs)
@@ -258,7 +280,14 @@ def _general(params: LF.MixParams) -> LF.MixParams:
     return dataclasses.replace(params, adjacent=False)
 
 
-@given(batches(), configs, st.sampled_from(DTYPES), st.sampled_from(sorted(METHODS)), st.booleans(), st.booleans())
+@given(
+    batches(),
+    configs,
+    st.sampled_from(DTYPES + COMPLEX),
+    st.sampled_from(sorted(METHODS)),
+    st.booleans(),
+    st.booleans(),
+)
 def test_adjacent_kernel_equals_the_general_path_bit_for_bit(batch, config, dtype, method, workspace, one_pair_blocks):
     x, cut_dims = batch
     x = _noisy(x, dtype, config["seed"])

@@ -173,15 +173,15 @@ def mix_(
     """Mix a batch in place: ``x[i] <- mix(x[i], x[partner[i]])`` with MixUp or CutMix per ``params``.
 
     MixUp samples become ``λ·x_i + (1−λ)·x_partner``; CutMix samples get the partner's box pasted. Float32 and
-    float64 batches are mixed in their own dtype; float16, bfloat16 and integer batches are mixed in float32 and
-    cast back (integers rounded to nearest), so the pixel weights are exactly λ. A pure CutMix configuration
-    does no rounding and works for every dtype: integer values are selected bit for bit, floating ones with
-    weights that are exactly 0 or 1, which returns every finite value unchanged (up to the sign of a zero).
-    Memory layout (e.g. channels_last) is kept.
+    float64 batches are mixed in their own dtype, complex ones as their real and imaginary parts; float16,
+    bfloat16 and integer batches are mixed in float32 and cast back (integers rounded to nearest), so the pixel
+    weights are exactly λ. A pure CutMix configuration does no rounding and works for every dtype: integer
+    values are selected bit for bit, floating ones with weights that are exactly 0 or 1, which returns every
+    finite value unchanged (up to the sign of a zero). Memory layout (e.g. channels_last) is kept.
 
     Values that are blended must be finite: ``x + w·(x_partner − x)`` turns ±inf and NaN into NaN, in the sample
-    that holds them and in its partner, even where the weight is 0 (``0·inf`` is NaN). This concerns float32 and
-    float64 batches, and float16/bfloat16 batches when MixUp is on; ``validate_args=True`` checks it.
+    that holds them and in its partner, even where the weight is 0 (``0·inf`` is NaN). This concerns float32,
+    float64 and complex batches, and float16/bfloat16 batches when MixUp is on; ``validate_args=True`` checks it.
 
     With ``params.adjacent`` (``pairing="adjacent"``) each pair of neighbours is mixed in one pass, a few MiB
     of pairs at a time on CPU: the even samples of a block are saved to scratch, then both sides are blended, so
@@ -224,6 +224,9 @@ def mix_(
     _check_batch(x, params, dims)
     if validate_args:
         _check_finite(x, params)
+    if x.is_complex():  # the real and imaginary parts, mixed as a real batch with a trailing dim of 2
+        mix_(torch.view_as_real(x), params, cut_dims=tuple(d - 1 for d in dims) or None, workspace=workspace)
+        return x
     order = _memory_order(x)
     if order is None:  # gaps or overlaps in memory: mix a dense copy
         return x.copy_(mix_(x.contiguous(), params, cut_dims=dims or None, workspace=workspace))
@@ -250,10 +253,11 @@ def mix_(
 
 def _check_finite(x: Tensor, params: MixParams, name: str = "input") -> None:
     """Raise if ``x`` holds ±inf or NaN where mixing blends arithmetically (everything but a bit select)."""
-    if x.numel() == 0 or not (x.dtype in EXACT_FLOATS or (x.is_floating_point() and params.has_mixup)):
+    blended = x.dtype in EXACT_FLOATS or x.is_complex() or (x.is_floating_point() and params.has_mixup)
+    if x.numel() == 0 or not blended:
         return
     # One pass and nothing batch-sized: min and max are finite iff every value is (both propagate NaN).
-    low, high = torch.aminmax(x)
+    low, high = torch.aminmax(torch.view_as_real(x) if x.is_complex() else x)
     if bool(torch.isfinite(low) & torch.isfinite(high)):  # a host read, on purpose
         return
     bad = int(x.numel() - torch.isfinite(x).sum())  # the error path only
