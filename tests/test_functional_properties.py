@@ -146,6 +146,8 @@ def test_complex_batches_mix_their_real_and_imaginary_parts_alike(batch, config,
     part = torch.float32 if dtype == torch.complex64 else torch.float64
     for got, values in ((out.real, z.real), (out.imag, z.imag)):  # each part mixed as a real batch would be
         torch.testing.assert_close(got, LF.mix_(values.to(part).contiguous(), params, cut_dims=cut_dims))
+    lazy = z.conj().clone().conj()  # a lazy conjugate view of its own memory, showing the values of z
+    assert lazy.is_conj() and torch.equal(LF.mix_(lazy, params, cut_dims=cut_dims), out)
 
 
 @given(batches(), configs)

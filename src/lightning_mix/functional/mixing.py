@@ -225,6 +225,8 @@ def mix_(
     if validate_args:
         _check_finite(x, params)
     if x.is_complex():  # the real and imaginary parts, mixed as a real batch with a trailing dim of 2
+        if x.is_conj():  # a lazy conjugate has no real view: mix the values it shows, then write them back
+            return x.copy_(mix_(x.resolve_conj(), params, cut_dims=dims or None, workspace=workspace))
         mix_(torch.view_as_real(x), params, cut_dims=tuple(d - 1 for d in dims) or None, workspace=workspace)
         return x
     order = _memory_order(x)
