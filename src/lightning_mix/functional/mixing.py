@@ -253,7 +253,7 @@ def mix_(
     return x
 
 
-def _check_finite(x: Tensor, params: MixParams, name: str = "input") -> None:
+def _check_finite(x: Tensor, params: MixParams) -> None:
     """Raise if ``x`` holds ±inf or NaN where mixing blends arithmetically (everything but a bit select)."""
     blended = x.dtype in EXACT_FLOATS or x.is_complex() or (x.is_floating_point() and params.has_mixup)
     if x.numel() == 0 or not blended:
@@ -265,7 +265,7 @@ def _check_finite(x: Tensor, params: MixParams, name: str = "input") -> None:
     bad = int(x.numel() - torch.isfinite(x).sum())  # the error path only
     raise ValueError(
         expected(
-            f"{name} values",
+            "input values",
             "finite, since mixing blends x + w·(x_partner − x), which turns ±inf and NaN into NaN",
             f"{bad} non-finite of {x.numel()}",
             "Replace them before mixing, e.g. with `torch.nan_to_num`, or take logs of `x.clamp_min(eps)`.",
