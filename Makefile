@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(PY) examples/demo.py $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests examples bench
-	$(VENV)/bin/ruff format --check src tests examples bench
+	$(VENV)/bin/ruff check lightning_mix tests examples bench
+	$(VENV)/bin/ruff format --check lightning_mix tests examples bench
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
