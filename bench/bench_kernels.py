@@ -75,7 +75,9 @@ def _ours(method: str, mode: str, pairing: str) -> Callable[[torch.Tensor, torch
     mixup_alpha, cutmix_alpha = _alphas(method)
 
     def make(x: torch.Tensor, y: torch.Tensor, classes: int) -> Step:
-        x, generator, workspace = x.clone(), torch.Generator(device=x.device).manual_seed(0), Workspace()
+        x, workspace = x.clone(), Workspace()
+        # as MixCallback draws: a per-batch draw on the host, per-sample draws on the device
+        generator = random.Random(0) if mode == "batch" else torch.Generator(device=x.device).manual_seed(0)
         cut_sizes = tuple(x.shape[-2:]) if cutmix_alpha > 0 else ()
 
         def step() -> torch.Tensor:
@@ -94,6 +96,62 @@ def _ours(method: str, mode: str, pairing: str) -> Callable[[torch.Tensor, torch
         return step
 
     return make
+
+
+class HookStep:
+    """One call of ``MixCallback.on_train_batch_start`` as Lightning makes it, with the time spent in ``mix_``.
+
+    ``kernel`` and ``total`` collect, per call, the seconds inside the mixing kernel and in the whole hook; their
+    difference is the hook's overhead: drawing the parameters, building the targets and the callback's own work.
+    """
+
+    kernel_time = 0.0  # seconds in ``mix_`` during the current call
+
+    def __init__(self, method: str, mode: str, x: torch.Tensor, y: torch.Tensor, classes: int) -> None:
+        import lightning as L
+
+        import lightning_mix.callback as callback_module
+        from lightning_mix import MixCallback
+
+        if not hasattr(callback_module.mix_, "timed"):
+            callback_module.mix_ = _timed(callback_module.mix_)
+        mixup_alpha, cutmix_alpha = _alphas(method)
+        self.callback = MixCallback(
+            mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, mode=mode, pairing="adjacent", num_classes=classes
+        )
+        self.trainer = L.Trainer(
+            callbacks=[self.callback], logger=False, enable_progress_bar=False, enable_model_summary=False
+        )
+        self.trainer.training = True  # inside trainer.fit(), Lightning sets this and calls the hook
+        self.module = L.LightningModule()
+        self.x, self.y = x.clone(), y
+        self.kernel: list[float] = []
+        self.total: list[float] = []
+
+    def __call__(self) -> Any:
+        batch = [self.x, self.y]
+        HookStep.kernel_time = 0.0
+        start = time.perf_counter()
+        self.callback.on_train_batch_start(self.trainer, self.module, batch, 0)
+        self.total.append(time.perf_counter() - start)
+        self.kernel.append(HookStep.kernel_time)
+        return batch
+
+
+def _timed(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return kernel(*args, **kwargs)
+        finally:
+            HookStep.kernel_time += time.perf_counter() - start
+
+    timed.timed = True  # type: ignore[attr-defined]
+    return timed
+
+
+def _hook(method: str, mode: str) -> Callable[[torch.Tensor, torch.Tensor, int], Step]:
+    return lambda x, y, classes: HookStep(method, mode, x, y, classes)
 
 
 def _torchvision(method: str) -> Callable[[torch.Tensor, torch.Tensor, int], Step]:
@@ -149,6 +207,8 @@ def build_cases(methods: list[str], libraries: list[str]) -> list[Case]:
             for mode in ("batch", "elem"):  # "adj": adjacent pairing, what MixCallback uses with a shuffling loader
                 cases.append(Case("ours", method, mode, _ours(method, mode, "random")))
                 cases.append(Case("ours", method, f"{mode} adj", _ours(method, mode, "adjacent")))
+        if "hook" in libraries:  # the callback's whole hook, adjacent pairs as with a shuffling loader
+            cases += [Case("hook", method, f"{mode} adj", _hook(method, mode)) for mode in ("batch", "elem")]
         if "torchvision" in libraries:
             cases.append(Case("torchvision", method, "batch", _torchvision(method)))
         if "timm" in libraries:
@@ -354,7 +414,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             memory = r.get("extra_bytes")
             mib = f"{memory / 2**20:.1f}" if isinstance(memory, int) else (memory or "")
             reads = str(r["host_reads"]) + (f" ({r['cuda_syncs']} CUDA syncs)" if "cuda_syncs" in r else "")
-            cells = f"{r['median_ms']:.3f} | {r['ratio_to_copy']:.2f} | {mib} | {r['page_faults']:.0f} | {reads}"
+            split = f" (kernel {r['kernel_ms']:.3f} + overhead {r['overhead_ms']:.3f})" if "kernel_ms" in r else ""
+            cells = f"{r['median_ms']:.3f}{split} | {r['ratio_to_copy']:.2f} | {mib} | {r['page_faults']:.0f} | {reads}"
             lines.append(f"| {r['case']} | {cells} |")
     return "\n".join(lines)
 
@@ -364,7 +425,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shapes", default="64x3x224x224,256x3x32x32", help="comma-separated BxCxHxW shapes")
     parser.add_argument("--dtypes", default="float32,uint8,bfloat16", help=f"comma-separated, from {list(DTYPES)}")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from cutmix, mixup, both")
-    parser.add_argument("--libraries", default="ours,torchvision,timm,kornia", help="comma-separated candidates")
+    parser.add_argument(
+        "--libraries",
+        default="ours,hook,torchvision,timm,kornia",
+        help="comma-separated candidates; hook: MixCallback's whole on_train_batch_start, time split kernel/rest",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads on CPU")
     parser.add_argument("--rounds", type=int, default=20, help="round-robin rounds")
@@ -416,6 +481,12 @@ def main(argv: list[str] | None = None) -> None:
                     samples=len(times[case.name]),
                     ratio_to_copy=median / floor,
                 )
+                step = steps[case.name]
+                if isinstance(step, HookStep):  # the hook's time split: the kernel, and everything else
+                    row["kernel_ms"] = statistics.median(step.kernel) * 1e3
+                    row["overhead_ms"] = (
+                        statistics.median([t - k for t, k in zip(step.total, step.kernel, strict=True)]) * 1e3
+                    )
                 try:
                     row.update(count_host_reads(steps[case.name], args.device))
                     row["page_faults"] = count_page_faults(steps[case.name])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -88,8 +89,10 @@ class MixCallback(Callback):
     of every fit only, and the first mixed input for non-finite values (which mixing would turn into NaN), since
     these checks read the values (a host-device sync on an accelerator).
 
-    Randomness comes from a :class:`torch.Generator` on the batch's device, re-seeded at every step with a hash
-    of (``seed``, global rank, step count). Ranks thus draw different streams, a run is reproducible, and a run
+    Randomness comes from a generator re-seeded at every step with a hash of (``seed``, global rank, step
+    count): a :class:`random.Random` on the host in ``mode="batch"`` (one λ and one box per batch, drawn as
+    scalars without reading the device, so that only the pasted box is moved), a :class:`torch.Generator` on the
+    batch's device in ``mode="elem"``. Ranks thus draw different streams, a run is reproducible, and a run
     resumed from any checkpoint mixes exactly as the uninterrupted run, on every rank. ``seed=None`` takes the
     global seed (what ``seed_everything`` set) at the first training batch.
 
@@ -233,6 +236,7 @@ class MixCallback(Callback):
         self._seed: int | None = None  # the base seed in use, resolved at the first sampled batch
         self._step = 0  # training batches seen, checkpointed: the step index of the seed
         self._generator: torch.Generator | None = None
+        self._host_generator = random.Random()
         self._workspace = Workspace()
         self._found_classes: int | None = None
         self._adjacent = pairing == "adjacent"  # the pairing in use; "auto" resolves it from the loaders
@@ -389,9 +393,14 @@ class MixCallback(Callback):
         return default_cut_dims(x.ndim)
 
     def _sample(self, x: Tensor, cut_sizes: tuple[int, ...], seed: int, rank: int, step: int) -> MixParams:
-        if self._generator is None or self._generator.device != x.device:
-            self._generator = torch.Generator(device=x.device)
-        self._generator.manual_seed(step_seed(seed, rank, step))
+        generator: torch.Generator | random.Random
+        if self.mode == "batch":  # a few scalars, drawn on the host: the kernels then move only the box
+            generator = self._host_generator
+            generator.seed(step_seed(seed, rank, step))
+        else:  # per-sample draws are device tensors
+            if self._generator is None or self._generator.device != x.device:
+                self._generator = torch.Generator(device=x.device)
+            generator = self._generator.manual_seed(step_seed(seed, rank, step))
         return sample_mix_params(
             x.shape[0],
             cut_sizes,
@@ -403,7 +412,8 @@ class MixCallback(Callback):
             correct_lam=self.correct_lam,
             cutmix_minmax=self.cutmix_minmax,
             pairing="adjacent" if self._adjacent else "random",
-            generator=self._generator,
+            generator=generator,
+            device=x.device,
         )
 
     def _unmixed(self, x: Tensor, cut_sizes: tuple[int, ...]) -> MixParams:

@@ -19,10 +19,11 @@ from lightning_mix.functional.accuracy import mixed_accuracy
 from lightning_mix.functional.dense import check_mask, mix_any_target, mix_mask_target, paste_mask_
 from lightning_mix.functional.loss import mixed_loss, soft_target_binary_cross_entropy, soft_target_cross_entropy
 from lightning_mix.functional.mixing import Workspace, box_mask, default_cut_dims, mix_, pixel_weight
-from lightning_mix.functional.params import MixParams, sample_mix_params, sample_partners
+from lightning_mix.functional.params import BatchDraw, MixParams, sample_mix_params, sample_partners
 from lightning_mix.functional.targets import mix_target, one_hot
 
 __all__ = [
+    "BatchDraw",
     "MixParams",
     "Workspace",
     "box_mask",

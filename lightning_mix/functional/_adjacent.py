@@ -66,7 +66,14 @@ def _weight(y: Tensor, offset: Tensor, spans: list[Tensor], cuts: list[int], mix
     return box
 
 
-def mix_adjacent_(y: Tensor, params: MixParams, cuts: list[int], spans: list[Tensor], block: BlockSource) -> None:
+def mix_adjacent_(
+    y: Tensor,
+    params: MixParams,
+    cuts: list[int],
+    spans: list[Tensor],
+    block: BlockSource,
+    weight: float | None = None,
+) -> None:
     """Mix ``y`` (contiguous, batch first) in place, each sample with its adjacent partner.
 
     Args:
@@ -75,18 +82,26 @@ def mix_adjacent_(y: Tensor, params: MixParams, cuts: list[int], spans: list[Ten
         cuts: the positions of the cut dims in ``y``, in the order of ``params.box``; empty for MixUp alone.
         spans: per cut dim, ``(B, size)`` bools of the positions inside each sample's box (one row if shared).
         block: returns a scratch buffer by name, shape, dtype and device (reused across calls).
+        weight: one MixUp weight of the partner for every sample, known on the host (``cuts`` empty); the
+            weights are built from ``params`` when None.
     """
     n, device = y.shape[0], y.device
-    rows = 1 if params.shared else n
-    offset = torch.zeros(rows, device=device)
-    if params.has_mixup:
-        lam, cutmix, mixed = (t[:rows].to(device, non_blocking=True) for t in (params.lam, params.cutmix, params.mixed))
-        offset = torch.where(cutmix | ~mixed, offset, 1.0 - lam)
-    floats = [span.to(torch.float32) for span in spans]
-    shared = _weight(y, offset, floats, cuts, params.has_mixup, block) if params.shared else None
+    shared: Tensor | float | None = weight
+    if shared is None:
+        rows = 1 if params.shared else n
+        offset = torch.zeros(rows, device=device)
+        if params.has_mixup:
+            lam, cutmix, mixed = (
+                t[:rows].to(device, non_blocking=True) for t in (params.lam, params.cutmix, params.mixed)
+            )
+            offset = torch.where(cutmix | ~mixed, offset, 1.0 - lam)
+        floats = [span.to(torch.float32) for span in spans]
+        shared = _weight(y, offset, floats, cuts, params.has_mixup, block) if params.shared else None
     blend = _Blend(y, params, block)
+    if weight is not None:
+        blend.select, blend.converts = False, not blend.exact  # a scalar MixUp weight: a blend, never a select
 
-    def weights(start: int, stop: int) -> Tensor:
+    def weights(start: int, stop: int) -> Tensor | float:
         if shared is not None:
             return shared
         return _weight(y, offset[start:stop], [f[start:stop] for f in floats], cuts, params.has_mixup, block)
@@ -103,18 +118,18 @@ def mix_adjacent_(y: Tensor, params: MixParams, cuts: list[int], spans: list[Ten
     for start in range(0, half, step):  # a loop over cache-sized blocks, not over samples
         stop = min(start + step, half)
         w = weights(2 * start, 2 * stop)
-        if shared is None:
-            w = w.view(stop - start, 2, *w.shape[1:])
-            w_even, w_odd = w[:, 0], w[:, 1]
-        else:
-            w_even = w_odd = w
+        w_even: Tensor | float = w
+        w_odd: Tensor | float = w
+        if shared is None and isinstance(w, Tensor):  # per-sample weights: split them by pair
+            pair_weights = w.view(stop - start, 2, *w.shape[1:])
+            w_even, w_odd = pair_weights[:, 0], pair_weights[:, 1]
         even, odd = pairs[start:stop, 0], pairs[start:stop, 1]
         saved = block("even", even.shape, y.dtype, device).copy_(even)
         blend(even, odd, w_even)
         blend(odd, saved, w_odd)
 
 
-def _scratch_per_pair(y: Tensor, cuts: list[int], blend: _Blend, shared: Tensor | None) -> int:
+def _scratch_per_pair(y: Tensor, cuts: list[int], blend: _Blend, shared: Tensor | float | None) -> int:
     """Bytes of scratch a block needs per pair: the saved even sample, the weights and the blend's buffers."""
     sample = y[0].numel()
     weights = 0
@@ -134,10 +149,10 @@ class _Blend:
         self.select = not self.exact and not params.has_mixup
         self.converts = not self.exact and params.has_mixup
 
-    def __call__(self, own: Tensor, other: Tensor, weight: Tensor) -> None:
+    def __call__(self, own: Tensor, other: Tensor, weight: Tensor | float) -> None:
         if self.exact:
-            own.lerp_(other, weight.to(self.dtype))
-        elif self.select:
+            own.lerp_(other, weight if isinstance(weight, float) else weight.to(self.dtype))
+        elif self.select and isinstance(weight, Tensor):
             select_(own, other, weight, self.block("diff", own.shape, self.dtype, own.device))
         else:  # float32 arithmetic, one rounding back to the batch's dtype; the caller sized the block
             lerp_in_float32_(own, other, weight, self.block, samples=own.shape[0])

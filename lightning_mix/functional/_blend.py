@@ -48,21 +48,25 @@ def select_(own: Tensor, other: Tensor, take: Tensor, scratch: Tensor) -> None:
     mine.bitwise_xor_(torch.bitwise_xor(theirs, mine, out=diff).bitwise_and_(mask))
 
 
-def lerp_in_float32_(y: Tensor, other: Tensor, weight: Tensor, block: BlockSource, samples: int | None = None) -> None:
+def lerp_in_float32_(
+    y: Tensor, other: Tensor, weight: Tensor | float, block: BlockSource, samples: int | None = None
+) -> None:
     """``y <- y + w·(other − y)`` in float32, rounded once to ``y``'s dtype (to nearest for integers).
 
     Works through float32 copies of ``samples`` samples at a time (default: a few MiB), taken from ``block``.
-    ``weight`` broadcasts against ``y`` with a leading dim of 1 or ``y.shape[0]``.
+    ``weight`` is a float32 value, or broadcasts against ``y`` with a leading dim of 1 or ``y.shape[0]``.
     """
     size = y.shape[0]
     step = min(size, samples or max(1, BLOCK_BYTES // (4 * max(1, y[0].numel()))))
     shape = (step, *y.shape[1:])
     mine, theirs = (block(name, shape, torch.float32, y.device) for name in ("own32", "other32"))
-    weight = weight.expand(size, *weight.shape[1:])
+    if isinstance(weight, Tensor):
+        weight = weight.expand(size, *weight.shape[1:])
     for start in range(0, size, step):
         stop = min(start + step, size)
         mixed = mine[: stop - start].copy_(y[start:stop])
-        mixed.lerp_(theirs[: stop - start].copy_(other[start:stop]), weight[start:stop])
+        w = weight if isinstance(weight, float) else weight[start:stop]
+        mixed.lerp_(theirs[: stop - start].copy_(other[start:stop]), w)
         if not y.dtype.is_floating_point:
             mixed.round_()
         y[start:stop].copy_(mixed)

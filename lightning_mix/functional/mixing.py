@@ -11,9 +11,17 @@ import torch
 from torch import Tensor
 
 from lightning_mix.functional._adjacent import mix_adjacent_
-from lightning_mix.functional._blend import EXACT_FLOATS, along, lerp_in_float32_, select_, written_out
+from lightning_mix.functional._blend import (
+    BLOCK_BYTES,
+    EXACT_FLOATS,
+    BlockSource,
+    along,
+    lerp_in_float32_,
+    select_,
+    written_out,
+)
 from lightning_mix.functional._checks import expected
-from lightning_mix.functional.params import MixParams
+from lightning_mix.functional.params import BatchDraw, MixParams, _float32
 
 __all__ = ["Workspace", "box_mask", "default_cut_dims", "mix_", "pixel_weight"]
 
@@ -234,11 +242,14 @@ def mix_(
         return x.copy_(mix_(x.contiguous(), params, cut_dims=dims or None, workspace=workspace))
     y = x.permute(order)  # the same memory with the dims in memory order: contiguous
     cuts = [order.index(d % x.ndim) for d in dims] if params.has_cutmix else []
+    block = functools.partial(_block, workspace)
+    if params.draw is not None and params.shared:  # scalars known on the host: move the box, or blend by a scalar
+        _mix_drawn_(y, params, params.draw, cuts, workspace, block)
+        return x
     box = params.box[:1] if params.shared else params.box  # a shared box serves every sample
     spans = _spans(box.to(x.device, non_blocking=True), [y.shape[d] for d in cuts]) if cuts else []
     # per-sample CutMix of bytes: the row gather beats the blocked bit select, whose broadcast masks are slow
     byte_boxes = x.element_size() == 1 and not params.has_mixup and not params.shared
-    block = functools.partial(_block, workspace)
     if params.adjacent and x.shape[0] > 1 and not byte_boxes:
         mix_adjacent_(y, params, cuts, spans, block)
         return x
@@ -251,6 +262,56 @@ def mix_(
     else:
         lerp_in_float32_(y, donor, weight, block)
     return x
+
+
+def _mix_drawn_(
+    y: Tensor, params: MixParams, draw: BatchDraw, cuts: list[int], workspace: Workspace | None, block: BlockSource
+) -> None:
+    """Mix ``y`` (contiguous, batch first) with a per-batch draw whose λ and box are host scalars.
+
+    CutMix moves the box only: adjacent pairs swap their box regions through a scratch of half the box (a few
+    MiB of pairs at a time on CPU); random partners' box regions are gathered into a box-sized buffer, then
+    copied in. MixUp blends every sample with one scalar weight.
+    """
+    if not draw.mixed or y.shape[0] == 1:
+        return
+    if draw.cutmix:
+        region = y
+        for dim, (start, stop) in zip(cuts, draw.box, strict=True):
+            region = region.narrow(dim, start, stop - start)
+        if region.numel():
+            _paste_region_(region, params, workspace, block)
+        return
+    weight = _float32(1.0 - draw.lam)  # the partner's weight, as the general path computes it in float32
+    if params.adjacent:
+        mix_adjacent_(y, params, [], [], block, weight=weight)
+        return
+    donor = _gather_partners(y, params, [], [], workspace)
+    if y.dtype in EXACT_FLOATS:
+        y.lerp_(donor, weight)
+    else:
+        lerp_in_float32_(y, donor, weight, block)
+
+
+def _paste_region_(region: Tensor, params: MixParams, workspace: Workspace | None, block: BlockSource) -> None:
+    """``region[i] <- region[partner[i]]`` for a strided view of the batch (the box of every sample), bit for bit."""
+    n, device = region.shape[0], region.device
+    if not params.adjacent:
+        donor = block("box", tuple(region.shape), region.dtype, device)
+        torch.index_select(region, 0, params.partner.to(device, non_blocking=True), out=donor)
+        region.copy_(donor)
+        return
+    if n % 2:  # the odd one out takes from the sample before it, which is still unmixed
+        region[n - 1].copy_(region[n - 2])
+    half = n // 2
+    pairs = region[: 2 * half].view(half, 2, *region.shape[1:])  # splitting the batch dim: a view of any strides
+    box_bytes = region[0].numel() * region.element_size()
+    step = max(1, min(half, BLOCK_BYTES // (2 * box_bytes))) if device.type == "cpu" else half
+    for start in range(0, half, step):  # cache-sized blocks of pairs on CPU, not a loop over samples
+        even, odd = pairs[start : start + step, 0], pairs[start : start + step, 1]
+        saved = block("box", tuple(even.shape), region.dtype, device).copy_(even)
+        even.copy_(odd)
+        odd.copy_(saved)
 
 
 def _check_finite(x: Tensor, params: MixParams) -> None:

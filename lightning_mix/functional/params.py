@@ -1,12 +1,18 @@
 """Sampling of the per-sample mixing parameters: partner, λ, op, whether to mix, and the CutMix box.
 
-Everything is drawn with one explicit :class:`torch.Generator` on the generator's device, as tensors: no value
-is ever read back to the host, so sampling never synchronises with an accelerator.
+Per-sample draws (``mode="elem"``) are made with one explicit :class:`torch.Generator` on the generator's device,
+as tensors: no value is ever read back to the host, so sampling never synchronises with an accelerator. A
+per-batch draw (``mode="batch"``) is a handful of scalars: given a :class:`random.Random` it is made on the host,
+which reads nothing from the device either, and the kernels then know the box and λ without asking the device.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import random
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -23,10 +29,36 @@ from lightning_mix.functional._checks import (
     expected,
 )
 
-__all__ = ["MixParams", "Pairing", "sample_mix_params", "sample_partners"]
+__all__ = ["BatchDraw", "MixParams", "Pairing", "sample_mix_params", "sample_partners"]
 
 Mode = Literal["batch", "elem"]
 Pairing = Literal["random", "adjacent"]
+
+
+@dataclass(frozen=True)
+class BatchDraw:
+    """The host-side values of one per-batch draw (``mode="batch"`` with a :class:`random.Random`).
+
+    The same values as the ``(B,)`` tensors of :class:`MixParams`, as Python scalars, so a kernel can move only
+    the pasted box, or blend with a scalar weight, without reading the device.
+
+    Attributes:
+        mixed: whether the batch is mixed at all.
+        cutmix: whether the batch is mixed by CutMix (False: MixUp).
+        lam: λ of every sample, a float32 value (1.0 when the batch is not mixed).
+        box: the pasted box as one half-open ``(start, stop)`` range per cut dimension; empty ranges
+            ``(0, 0)`` when the batch is not mixed by CutMix.
+
+    Example:
+        >>> p = sample_mix_params(4, (8, 8), cutmix_alpha=1.0, generator=random.Random(0))
+        >>> p.draw is not None and p.draw.lam == p.lam[0].item()
+        True
+    """
+
+    mixed: bool
+    cutmix: bool
+    lam: float
+    box: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -49,6 +81,12 @@ class MixParams:
         adjacent: whether ``partner`` is the adjacent pairing of :func:`sample_partners` (``2k`` and ``2k + 1``
             swap; the last sample of an odd batch takes the one before it), so that the kernels may mix each
             pair in one pass (a static, host-side flag). If you replace ``partner``, set it to False.
+        draw: the host-side scalars of a per-batch draw (:class:`BatchDraw`), or None. With them the kernels move
+            only the box (CutMix) or blend with a scalar λ (MixUp). If you replace ``lam``, ``cutmix``, ``mixed``
+            or ``box``, set it to None.
+
+    The tensors are read-only: they may be shared between calls (the adjacent partner index is cached per batch
+    size and device, as are the constant flags of a per-batch draw).
     """
 
     lam: Tensor
@@ -61,6 +99,7 @@ class MixParams:
     has_cutmix: bool
     shared: bool = False
     adjacent: bool = False
+    draw: BatchDraw | None = None
 
     @property
     def batch_size(self) -> int:
@@ -147,14 +186,109 @@ def sample_partners(
     check_choice("pairing", pairing, ("random", "adjacent"))
     device = device if device is not None else (generator.device if generator is not None else None)
     if pairing == "adjacent":
-        partner = torch.arange(batch_size, device=device).bitwise_xor_(1)
-        return partner.clamp_(max=max(batch_size - 2, 0)) if batch_size % 2 else partner
+        return _adjacent_partners(batch_size, device)
+    return _random_partners(batch_size, generator, device)
+
+
+def _adjacent_partners(batch_size: int, device: torch.device | None) -> Tensor:
+    partner = torch.arange(batch_size, device=device).bitwise_xor_(1)
+    return partner.clamp_(max=max(batch_size - 2, 0)) if batch_size % 2 else partner
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_adjacent_partners(batch_size: int, device: torch.device) -> Tensor:
+    """The adjacent pairing, built once per batch size and device (read-only: it is shared)."""
+    with torch.inference_mode(False):  # a plain tensor even if first asked for in inference mode
+        return _adjacent_partners(batch_size, device)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_flag(batch_size: int, value: bool, device: torch.device) -> Tensor:
+    """A ``(batch_size,)`` bool tensor filled with ``value``, built once per device (read-only: it is shared)."""
+    with torch.inference_mode(False):
+        return torch.full((batch_size,), value, dtype=torch.bool, device=device)
+
+
+def _random_partners(batch_size: int, generator: torch.Generator | None, device: torch.device | None) -> Tensor:
     order = torch.randperm(batch_size, generator=generator, device=device)
     if batch_size % 2 == 0:
         swapped = order.view(-1, 2).flip(1).view(-1)  # 2k <-> 2k + 1 in shuffled order
     else:  # the odd one out borrows from the first sample in shuffled order
         swapped = torch.cat((order[:-1].view(-1, 2).flip(1).view(-1), order[:1]))
     return torch.empty_like(order).scatter_(0, order, swapped)
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to the nearest float32, as a Python float."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def _host_box(
+    lam: float, cut_sizes: tuple[int, ...], minmax: tuple[float, float] | None, rng: random.Random
+) -> tuple[tuple[int, int], ...]:
+    """One box drawn on the host with the rules of :func:`_paper_boxes` or :func:`_minmax_boxes`."""
+    box = []
+    if minmax is None:
+        ratio = (1.0 - lam) ** (1.0 / len(cut_sizes))
+        for size in cut_sizes:
+            cut = round(ratio * size)
+            start = round(rng.random() * size - 0.5 * cut)  # a continuous centre, the start to the nearest pixel
+            box.append((min(max(start, 0), size), min(max(start + cut, 0), size)))
+    else:
+        lo, hi = minmax
+        for size in cut_sizes:
+            cut = min(max(round((lo + rng.random() * (hi - lo)) * size), 1), size)
+            start = math.floor(rng.random() * (size - cut + 1))
+            box.append((start, start + cut))
+    return tuple(box)
+
+
+def _host_batch_params(
+    batch_size: int,
+    cut_sizes: tuple[int, ...],
+    mixup_alpha: float,
+    cutmix_alpha: float,
+    prob: float,
+    switch_prob: float,
+    correct_lam: bool,
+    minmax: tuple[float, float] | None,
+    pairing: Pairing,
+    rng: random.Random,
+    device: torch.device,
+) -> MixParams:
+    """One per-batch draw made on the host with ``rng``: scalars for the kernels, ``(B,)`` tensors for the rest."""
+    has_mixup, has_cutmix = mixup_alpha > 0, cutmix_alpha > 0 or minmax is not None
+    u_mix, u_op = rng.random(), rng.random()
+    mixed = batch_size > 1 and u_mix < prob  # a batch of one has nobody to mix with
+    cutmix = u_op < switch_prob if has_mixup and has_cutmix else has_cutmix
+    lam, box = 1.0, ((0, 0),) * len(cut_sizes)
+    if mixed and cutmix:
+        lam = _float32(rng.betavariate(cutmix_alpha, cutmix_alpha)) if minmax is None else 1.0
+        box = _host_box(lam, cut_sizes, minmax, rng)
+        if minmax is not None or correct_lam:
+            lam = _float32(1.0 - math.prod(stop - start for start, stop in box) / math.prod(cut_sizes))
+    elif mixed:
+        lam = _float32(rng.betavariate(mixup_alpha, mixup_alpha))
+    if pairing == "adjacent":
+        partner = _cached_adjacent_partners(batch_size, device)
+    else:  # a pairing from a device generator seeded on the host
+        seeded = torch.Generator(device=device).manual_seed(rng.getrandbits(64))
+        partner = _random_partners(batch_size, seeded, device)
+    flat = torch.tensor([v for pair in box for v in pair], dtype=torch.long)
+    box_tensor = flat if device.type == "cpu" else flat.to(device, non_blocking=True)
+    return MixParams(
+        lam=torch.full((batch_size,), lam, dtype=torch.float32, device=device),
+        partner=partner,
+        cutmix=_cached_flag(batch_size, cutmix, device),
+        mixed=_cached_flag(batch_size, mixed, device),
+        box=box_tensor.view(1, len(cut_sizes), 2).expand(batch_size, -1, -1),
+        cut_sizes=cut_sizes,
+        has_mixup=has_mixup,
+        has_cutmix=has_cutmix,
+        shared=True,
+        adjacent=pairing == "adjacent",
+        draw=BatchDraw(mixed=mixed, cutmix=cutmix, lam=lam, box=box),
+    )
 
 
 def _beta(alpha: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -214,7 +348,7 @@ def sample_mix_params(
     correct_lam: bool = True,
     cutmix_minmax: tuple[float, float] | None = None,
     pairing: Pairing = "random",
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | random.Random | None = None,
     device: torch.device | str | None = None,
 ) -> MixParams:
     """Draw the mixing parameters of one batch.
@@ -240,8 +374,13 @@ def sample_mix_params(
         cutmix_minmax: optional ``(lo, hi)`` bounds for box side ratios; enables CutMix on its own.
         pairing: how partners are chosen, see :func:`sample_partners`. ``"adjacent"`` is faster and as random
             as the loader's order: use it when the loader shuffles.
-        generator: the source of randomness; defaults to PyTorch's global generator of ``device``.
-        device: where to create the parameters; defaults to the generator's device.
+        generator: the source of randomness: a :class:`torch.Generator` (default: PyTorch's global generator of
+            ``device``) or a :class:`random.Random`. With a ``random.Random`` and ``mode="batch"`` the draw is made
+            on the host (Python's Beta and uniform samplers, the same rules), which reads nothing from the device,
+            and the result carries it as :attr:`MixParams.draw`: the kernels then move only the pasted box, or
+            blend with a scalar λ. In ``mode="elem"`` a ``random.Random`` seeds a device generator, since
+            per-sample draws are made on the device as tensors. A random pairing is always drawn on the device.
+        device: where to create the parameters; defaults to the generator's device (CPU for a ``random.Random``).
 
     Returns:
         A :class:`MixParams`.
@@ -258,6 +397,10 @@ def sample_mix_params(
         >>> area = (p.box[..., 1] - p.box[..., 0]).prod(dim=1)
         >>> torch.allclose(p.lam, 1 - area / 1024)
         True
+        >>> import random
+        >>> q = sample_mix_params(4, (32, 32), cutmix_alpha=1.0, pairing="adjacent", generator=random.Random(0))
+        >>> q.shared, q.draw.mixed, q.lam.tolist() == [q.draw.lam] * 4
+        (True, True, True)
     """
     check_int("batch_size", batch_size, 1)
     mixup_alpha = check_alpha("mixup_alpha", mixup_alpha)
@@ -277,6 +420,14 @@ def sample_mix_params(
     if has_cutmix and (not cut_sizes or min(cut_sizes) < 1):
         raise ValueError(expected("cut_sizes", "one or more positive sizes when CutMix is enabled", cut_sizes))
 
+    if isinstance(generator, random.Random):
+        host = torch.device(device if device is not None else "cpu")
+        if mode == "batch":
+            args = (mixup_alpha, cutmix_alpha, prob, switch_prob, correct_lam, minmax, pairing, generator, host)
+            return _host_batch_params(batch_size, cut_sizes, *args)
+        generator = torch.Generator(device=host).manual_seed(generator.getrandbits(64))
+    elif generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(expected("generator", "None, a torch.Generator or a random.Random", type(generator).__name__))
     dev = torch.device(device) if device is not None else (generator.device if generator is not None else None)
     n = batch_size if mode == "elem" else 1
 
@@ -312,7 +463,10 @@ def sample_mix_params(
         box = torch.zeros((n, len(cut_sizes), 2), dtype=torch.long, device=dev)
     lam = torch.where(mixed, lam, 1.0)
 
-    partner = sample_partners(batch_size, pairing=pairing, generator=generator, device=dev)
+    if pairing == "adjacent" and dev is not None:
+        partner = _cached_adjacent_partners(batch_size, dev)
+    else:
+        partner = sample_partners(batch_size, pairing=pairing, generator=generator, device=dev)
     if n != batch_size:  # one draw for the whole batch
         mixed, cutmix, lam, box = (t.expand(batch_size, *t.shape[1:]) for t in (mixed, cutmix, lam, box))
     return MixParams(

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from lightning_mix.functional._checks import check_int, check_probability, expected
-from lightning_mix.functional.params import MixParams
+from lightning_mix.functional.params import MixParams, _float32
 
 __all__ = ["check_dense_target", "mix_target", "one_hot"]
 
@@ -160,9 +160,14 @@ def _mix_indices(
     """Soft rows of mixed class indices in one ``(B, C)`` tensor: the floor ε/C, then the two labels' shares."""
     classes, eps = _index_args(target, num_classes, label_smoothing, validate_args)
     index = target.long()
-    lam = params.lam.to(target.device, non_blocking=True)
     partner = params.partner.to(target.device, non_blocking=True)
     peak = 1.0 - eps  # what the true class holds above the floor
     out = torch.full((target.shape[0], classes), eps / classes, dtype=torch.float32, device=target.device)
-    out.scatter_add_(1, index.unsqueeze(1), (lam * peak).unsqueeze(1))
-    return out.scatter_add_(1, index.index_select(0, partner).unsqueeze(1), ((1.0 - lam) * peak).unsqueeze(1))
+    own, other = index.view(-1, 1), index.index_select(0, partner).view(-1, 1)
+    if params.draw is not None:  # one λ for the batch, known on the host: add scalars (float32 products)
+        lam, share = params.draw.lam, _float32(peak)
+        out.scatter_(1, own, _float32(lam * share), reduce="add")
+        return out.scatter_(1, other, _float32(_float32(1.0 - lam) * share), reduce="add")
+    weight = params.lam.to(target.device, non_blocking=True).view(-1, 1)
+    out.scatter_add_(1, own, weight * peak)
+    return out.scatter_add_(1, other, (1.0 - weight) * peak)
