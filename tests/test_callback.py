@@ -2,6 +2,7 @@ import copy
 import dataclasses
 import functools
 import pickle
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -19,7 +20,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from conftest import requires_cuda
 from lightning_mix import CutMixCallback, MixCallback, MixParams, MixUpCallback
-from lightning_mix.functional import mix_, mix_target, mixed_loss
+from lightning_mix.functional import mix_, mix_target, mixed_loss, sample_mix_params
+from lightning_mix.seeding import step_seed
 from sync_guard import forbid_syncs
 from tiny_trainer import make_trainer
 
@@ -557,9 +559,10 @@ def test_runs_are_reproducible_from_the_global_seed_or_the_seed_argument() -> No
     assert_same_stream(with_seed, run(CutMixCallback(seed=11), limit_train_batches=3))
 
 
-def test_resume_from_a_mid_epoch_checkpoint_mixes_as_the_uninterrupted_run(tmp_path: Any) -> None:
+@pytest.mark.parametrize("mode", ["batch", "elem"])  # host draws (batch) and device draws (elem)
+def test_resume_from_a_mid_epoch_checkpoint_mixes_as_the_uninterrupted_run(tmp_path: Any, mode: str) -> None:
     def both() -> MixCallback:
-        return MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", prob=0.7)
+        return MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, prob=0.7)  # type: ignore[arg-type]
 
     seed_everything(7)
     cb = both()
@@ -572,6 +575,19 @@ def test_resume_from_a_mid_epoch_checkpoint_mixes_as_the_uninterrupted_run(tmp_p
     seed_everything(1234)  # a different global seed: the checkpointed one is used
     resumed = run(both(), max_epochs=2, limit_train_batches=3, ckpt_path=path)
     assert_same_stream(full[2:], resumed)
+    assert len({tuple(x.flatten().tolist()) for x, _ in full}) > 2  # the steps mixed differently
+
+
+def test_batch_mode_draws_on_the_host_and_the_stream_is_a_function_of_seed_rank_and_step() -> None:
+    cb = MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, seed=5)
+    x = torch.rand(6, 3, 8, 8)
+    params = [cb._sample(x, (8, 8), 5, rank, step) for rank, step in [(0, 3), (0, 3), (1, 3), (0, 4)]]
+    assert all(p.draw is not None and p.shared for p in params)
+    assert params[0].draw == params[1].draw
+    assert params[0].draw != params[2].draw and params[0].draw != params[3].draw
+    rng = random.Random(step_seed(5, 0, 3))
+    again = sample_mix_params(6, (8, 8), mixup_alpha=1.0, cutmix_alpha=1.0, pairing="random", generator=rng)
+    assert again.draw == params[0].draw
 
 
 def test_state_dict_round_trip_and_pickling() -> None:
