@@ -562,7 +562,8 @@ def test_runs_are_reproducible_from_the_global_seed_or_the_seed_argument() -> No
 @pytest.mark.parametrize("mode", ["batch", "elem"])  # host draws (batch) and device draws (elem)
 def test_resume_from_a_mid_epoch_checkpoint_mixes_as_the_uninterrupted_run(tmp_path: Any, mode: str) -> None:
     def both() -> MixCallback:
-        return MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, prob=0.7)  # type: ignore[arg-type]
+        prob = 0.7 if mode == "elem" else 0.9  # seed 7 leaves most batches unmixed at 0.7
+        return MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, prob=prob)  # type: ignore[arg-type]
 
     seed_everything(7)
     cb = both()
