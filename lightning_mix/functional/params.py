@@ -209,6 +209,13 @@ def _cached_flag(batch_size: int, value: bool, device: torch.device) -> Tensor:
         return torch.full((batch_size,), value, dtype=torch.bool, device=device)
 
 
+@functools.lru_cache(maxsize=16)
+def _cached_empty_box(dims: int, device: torch.device) -> Tensor:
+    """A ``(1, dims, 2)`` box of empty ranges, built once per device (read-only: it is shared)."""
+    with torch.inference_mode(False):
+        return torch.zeros((1, dims, 2), dtype=torch.long, device=device)
+
+
 def _random_partners(batch_size: int, generator: torch.Generator | None, device: torch.device | None) -> Tensor:
     order = torch.randperm(batch_size, generator=generator, device=device)
     if batch_size % 2 == 0:
@@ -274,14 +281,19 @@ def _host_batch_params(
     else:  # a pairing from a device generator seeded on the host
         seeded = torch.Generator(device=device).manual_seed(rng.getrandbits(64))
         partner = _random_partners(batch_size, seeded, device)
-    flat = torch.tensor([v for pair in box for v in pair], dtype=torch.long)
-    box_tensor = flat if device.type == "cpu" else flat.to(device, non_blocking=True)
+    if mixed and cutmix:  # eight bytes per bound, read by the tensor in place: cheaper than a list
+        flat = torch.frombuffer(
+            bytearray(struct.pack(f"{2 * len(box)}q", *(v for pair in box for v in pair))), dtype=torch.long
+        )
+        box_tensor = (flat if device.type == "cpu" else flat.to(device, non_blocking=True)).view(1, len(box), 2)
+    else:
+        box_tensor = _cached_empty_box(len(cut_sizes), device)
     return MixParams(
         lam=torch.full((batch_size,), lam, dtype=torch.float32, device=device),
         partner=partner,
         cutmix=_cached_flag(batch_size, cutmix, device),
         mixed=_cached_flag(batch_size, mixed, device),
-        box=box_tensor.view(1, len(cut_sizes), 2).expand(batch_size, -1, -1),
+        box=box_tensor.expand(batch_size, -1, -1),
         cut_sizes=cut_sizes,
         has_mixup=has_mixup,
         has_cutmix=has_cutmix,
