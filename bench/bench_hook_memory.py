@@ -10,6 +10,7 @@ with the input forced through a copy (what every step of a held batch costs). Ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from typing import Any
@@ -41,7 +42,7 @@ def time_hook(loader: DataLoader[Any], method: str, device: str, copy: bool) -> 
     module, times, in_place = LightningModule(), [], True
     # CPU time of this thread on CPU (the loader's workers and other processes on a busy machine do not count)
     clock = time.perf_counter if device == "cuda" else time.thread_time
-    patch = mock.patch.object(callback_module, "owns_memory", lambda *a, **k: False) if copy else mock.MagicMock()
+    patch = mock.patch.object(callback_module, "owns_memory", return_value=False) if copy else contextlib.nullcontext()
     with patch:
         batches = iter(loader)  # (not `enumerate`, whose reused result tuple would keep the loader's batch alive)
         for i in range(len(loader)):
@@ -77,7 +78,8 @@ def main() -> None:
     if torch.cuda.is_available():
         sources["pinned, moved to CUDA"] = ({"pin_memory": True, "num_workers": 2}, "cuda")
         sources["2 workers, pinned (CPU)"] = ({"pin_memory": True, "num_workers": 2}, "cpu")
-    print(f"hook time per step, ms (median; CPU time of the hook's thread on CPU), batch {args.batch}x3x{args.size}x{args.size} float32")
+    shape = f"{args.batch}x3x{args.size}x{args.size}"
+    print(f"hook time per step, ms (median; CPU time of the hook's thread on CPU), batch {shape} float32")
     print(f"{'source':28} {'method':7} {'as is':>8} {'in place':>9} {'copied':>8}")
     for name, (kwargs, device) in sources.items():
         for method in ("cutmix", "mixup"):
