@@ -329,6 +329,9 @@ class MixCallback(Callback):
             self._seed = self.seed if self.seed is not None else torch.initial_seed()
         cut_dims = self._cut_dims(x)
         cut_sizes = tuple(int(x.shape[d]) for d in cut_dims) if self.has_cutmix else ()
+        if x.shape[0] == 0:  # nothing to mix: the batch passes through untouched, and still counts as a step
+            self.last_params, self.last_target = self._unmixed(x, cut_sizes), target
+            return
         if self.enabled and self._in_epochs(trainer):
             params = self._sample(x, cut_sizes, self._seed, trainer.global_rank, step)
             # References to `x`: the batch container's and this variable; any other holder gets a mixed copy.
@@ -441,7 +444,7 @@ class MixCallback(Callback):
             label_smoothing=self.label_smoothing,
             ignore_index=self.ignore_index,
             mask_mixup=self.mask_mixup,
-            copy=not owns_memory(target),
+            copy=True,  # a CutMix mask is pasted into a copy: the loader may hold it, and `last_target` does
             validate_args=not self._validated,
         )
         self._validated = True

@@ -229,3 +229,104 @@ def test_owns_memory_counts_the_references_the_caller_accounts_for() -> None:
     assert not owns_memory(x, references=5) and not owns_memory(d, references=5)  # another tensor, same storage
     del d
     assert owns_memory(x) and owns_memory(torch.zeros(2)) and sys.getrefcount(x) == 2
+
+
+# ------------------------------------------------------------------------------------------- masks and targets
+
+
+class Before(Callback):
+    """Records a clone of the batch's target as the mixing callback (next in the list) receives it."""
+
+    def __init__(self) -> None:
+        self.targets: list[Tensor] = []
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        self.targets.append(batch[1].clone())
+
+
+class MaskModel(Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Conv2d(SHAPE[0], NUM_CLASSES, 1)
+        self.last_targets: list[Tensor] = []
+        self.masks: list[Tensor] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        callback = MixCallback.from_trainer(self.trainer)
+        assert callback.last_target is not None
+        self.last_targets.append(callback.last_target.clone())
+        self.masks.append(batch[1].clone())
+        return F.cross_entropy(self.net(batch[0]), batch[1])
+
+
+def _masks(n: int = 8) -> Tensor:
+    return torch.arange(n * SHAPE[1] * SHAPE[2]).view(n, *SHAPE[1:]) % NUM_CLASSES
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["fresh", "held"])
+def test_cutmix_pastes_a_mask_into_a_copy_and_last_target_is_the_mask_before_mixing(held: bool) -> None:
+    x, _ = make_data()
+    mask = _masks()
+    before = mask.clone()
+    loader: Any = (
+        Holder(lambda h: [h.x.clone(), mask]) if held else DataLoader(TensorDataset(x, mask), batch_size=4)
+    )
+    recorder, model = Before(), MaskModel()
+    make_trainer(recorder, CutMixCallback(alpha=1.0, seed=0), max_epochs=2).fit(model, loader)
+    assert torch.equal(mask, before)  # the mask the loader holds is unchanged
+    assert len(model.last_targets) == 4
+    for original, last, mixed in zip(recorder.targets, model.last_targets, model.masks, strict=True):
+        assert torch.equal(last, original)  # "the target before mixing"
+        assert mixed.dtype == original.dtype
+    assert any(not torch.equal(m, o) for m, o in zip(model.masks, recorder.targets, strict=True))  # boxes pasted
+
+
+# ------------------------------------------------------------------------------------------- empty batches
+
+
+class Batches:
+    """A loader of the given batches (lists), yielded fresh every epoch."""
+
+    def __init__(self, *batches: tuple[Tensor, Tensor]) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[Tensor]]:
+        for x, y in self.batches:
+            yield [x.clone(), y.clone()]
+
+
+class Recorder(Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[tuple[Tensor, Tensor]] = []
+        self.params: list[Any] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        self.batches.append((batch[0].clone(), batch[1].clone()))
+        self.params.append(MixCallback.from_trainer(self.trainer).last_params)
+        if batch[0].shape[0] == 0:
+            return self.net(batch[0]).sum()  # an empty batch: a zero loss
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize("method", list(CALLBACKS))
+def test_an_empty_batch_passes_through_untouched_and_counts_as_a_step(method: str) -> None:
+    x, y = make_data(12)
+    b0, b1, b2 = (x[:4], y[:4]), (x[4:8], y[4:8]), (x[8:], y[8:])
+    empty = (x[:0], y[:0])
+    with_empty, full = Recorder(), Recorder()
+    callback = CALLBACKS[method]()
+    make_trainer(callback, limit_train_batches=3, log_every_n_steps=1).fit(with_empty, Batches(b0, empty, b2))
+    make_trainer(CALLBACKS[method](), limit_train_batches=3).fit(full, Batches(b0, b1, b2))
+    x_seen, y_seen = with_empty.batches[1]
+    assert x_seen.shape == (0, *SHAPE) and torch.equal(y_seen, y[:0]) and y_seen.dtype == y.dtype  # untouched
+    params = with_empty.params[1]
+    assert params is not None and params.batch_size == 0
+    assert callback.state_dict()["step"] == 3  # the empty batch is a step
+    for step in (0, 2):  # the stream of every other step is that of a run without the empty batch
+        a, b = with_empty.params[step], full.params[step]
+        assert torch.equal(a.lam, b.lam) and torch.equal(a.partner, b.partner) and torch.equal(a.box, b.box)
+        torch.testing.assert_close(with_empty.batches[step][0], full.batches[step][0], rtol=0, atol=0)
