@@ -124,18 +124,21 @@ class HookStep:
         )
         self.trainer.training = True  # inside trainer.fit(), Lightning sets this and calls the hook
         self.module = L.LightningModule()
-        self.x, self.y = x.clone(), y
+        self.pool, self.y = [x.clone()], y  # the batch tensor, handed over at each call (see __call__)
         self.kernel: list[float] = []
         self.total: list[float] = []
 
     def __call__(self) -> Any:
-        batch = [self.x, self.y]
+        # Only the batch list refers to the input during the hook, as with a fresh batch from a DataLoader: the
+        # callback mixes it in place (a tensor someone else holds would be mixed in a copy).
+        batch = [self.pool.pop(), self.y]
         HookStep.kernel_time = 0.0
         start = time.perf_counter()
         self.callback.on_train_batch_start(self.trainer, self.module, batch, 0)
         self.total.append(time.perf_counter() - start)
         self.kernel.append(HookStep.kernel_time)
-        return batch
+        self.pool.append(batch[0])
+        return batch[1]
 
 
 def _timed(kernel: Callable[..., Any]) -> Callable[..., Any]:
