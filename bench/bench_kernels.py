@@ -110,11 +110,9 @@ class HookStep:
     def __init__(self, method: str, mode: str, x: torch.Tensor, y: torch.Tensor, classes: int) -> None:
         import lightning as L
 
-        import lightning_mix.callback as callback_module
         from lightning_mix import MixCallback
 
-        if not hasattr(callback_module.mix_, "timed"):
-            callback_module.mix_ = _timed(callback_module.mix_)
+        time_kernel()
         mixup_alpha, cutmix_alpha = _alphas(method)
         self.callback = MixCallback(
             mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, mode=mode, pairing="adjacent", num_classes=classes
@@ -139,6 +137,14 @@ class HookStep:
         self.kernel.append(HookStep.kernel_time)
         self.pool.append(batch[0])
         return batch[1]
+
+
+def time_kernel() -> None:
+    """Make ``MixCallback`` call ``mix_`` through a wrapper that adds its wall time to ``HookStep.kernel_time``."""
+    import lightning_mix.callback as callback_module
+
+    if not hasattr(callback_module.mix_, "timed"):
+        callback_module.mix_ = _timed(callback_module.mix_)  # type: ignore[assignment]
 
 
 def _timed(kernel: Callable[..., Any]) -> Callable[..., Any]:

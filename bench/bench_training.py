@@ -35,7 +35,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from bench_kernels import command, iqr, peak_allocated, sync_recorder, write_report
+from bench_kernels import HookStep, command, iqr, peak_allocated, sync_recorder, time_kernel, write_report
 from bench_kernels import machine as kernels_machine
 from lightning.pytorch.callbacks import Callback
 from torch import nn
@@ -133,10 +133,16 @@ class StepTimer(_Timings, Callback):
 
 
 class HookTimer(_Timings):
-    """Two callbacks placed around the mixing callback: the time of its ``on_train_batch_start`` on mixed steps."""
+    """Two callbacks placed around the mixing callback: the time of its ``on_train_batch_start`` on mixed steps.
+
+    On CPU the wall time inside the mixing kernel (``mix_``) is recorded too, so the hook's own overhead (drawing
+    the parameters, building the targets, the callback's work) is the difference.
+    """
 
     def __init__(self, cuda: bool) -> None:
         self.cuda = cuda
+        self.kernel_times: list[float] = []
+        time_kernel()
         self.cpu_times: list[float] = []
         self.events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
         timer = self
@@ -149,6 +155,7 @@ class HookTimer(_Timings):
                             (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
                         )
                         timer.events[-1][0].record()
+                    HookStep.kernel_time = 0.0
                     timer.start = time.perf_counter()
 
         class After(Callback):
@@ -157,6 +164,7 @@ class HookTimer(_Timings):
                     if timer.cuda:
                         timer.events[-1][1].record()
                     timer.cpu_times.append(time.perf_counter() - timer.start)
+                    timer.kernel_times.append(HookStep.kernel_time)
 
         self.before, self.after = Before(), After()
 
@@ -268,6 +276,7 @@ def fit(
     result: dict[str, Any] = {"times": timer.times()[warmup:]}
     if hook_timer is not None:
         result["hook_times"] = hook_timer.times()[warmup // 2 :]
+        result["kernel_times"] = hook_timer.kernel_times[warmup // 2 :]
     if cuda and hooks is None:
         result["fit_peak_bytes"] = torch.cuda.max_memory_allocated() - before
     if hooks is not None:
@@ -316,6 +325,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     baseline: dict[str, list[float]] = {c: [] for c in configs}  # the no-callback steps of the same runs
     diffs: dict[str, list[float]] = {c: [] for c in configs}  # (mixed step) - (the unmixed step before it)
     hook: dict[str, list[float]] = {c: [] for c in configs}  # time in the mixing hook, mixed steps
+    overhead_times: dict[str, list[float]] = {c: [] for c in configs}  # the hook minus the kernel (CPU)
     fit_peaks: dict[str, list[int]] = {c: [] for c in times}
     order, shuffle = (["none", *configs] if args.separate else list(configs)), random.Random(0)
     for _ in range(args.repeats):
@@ -332,6 +342,9 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                 baseline[config] += without
                 diffs[config] += [b - a for a, b in zip(without, with_, strict=False)]
                 hook[config] += result["hook_times"]
+                if args.device != "cuda":
+                    pairs = zip(result["hook_times"], result["kernel_times"], strict=True)
+                    overhead_times[config] += [t - k for t, k in pairs]
             if "fit_peak_bytes" in result:
                 fit_peaks[config].append(result["fit_peak_bytes"])
     base = statistics.median(times["none"])
@@ -355,6 +368,8 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
         if hook[config]:
             row["hook_ms"] = statistics.median(hook[config]) * 1e3
             row["hook_pct"] = statistics.median(hook[config]) / reference * 100
+        if overhead_times[config]:  # the hook minus the kernel: sampling, targets, the callback's own work
+            row["hook_overhead_ms"] = statistics.median(overhead_times[config]) * 1e3
         if fit_peaks[config] and fit_peaks["none"]:
             row["fit_extra_bytes"] = max(fit_peaks[config]) - max(fit_peaks["none"])
         try:
@@ -369,15 +384,17 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| callback | median step ms | step overhead | time in the hook | hook peak MiB | host syncs in the hook |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| callback | median step ms | step overhead | time in the hook | hook minus kernel | hook peak MiB "
+        "| host syncs in the hook |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         peak = row.get("hook_peak_bytes")
         mib = f"{peak / 2**20:.2f}" if isinstance(peak, int) else ""
         overhead = f"{row['overhead_pct']:+.2f}% ({row['overhead_ms']:+.2f} ms)" if "overhead_ms" in row else ""
         hook = f"{row['hook_pct']:.2f}% ({row['hook_ms']:.2f} ms)" if "hook_ms" in row else ""
-        cells = f"{row['median_ms']:.2f} | {overhead} | {hook} | {mib} | {row.get('syncs', '')}"
+        rest = f"{row['hook_overhead_ms']:.2f} ms" if "hook_overhead_ms" in row else ""
+        cells = f"{row['median_ms']:.2f} | {overhead} | {hook} | {rest} | {mib} | {row.get('syncs', '')}"
         lines.append(f"| {row['config']} | {cells} |")
     return "\n".join(lines)
 
