@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from conftest import requires_cuda
 from lightning_mix import CutMixCallback, MixCallback, MixParams, MixUpCallback
 from lightning_mix.functional import mix_, mix_target, mixed_loss
-from sync_guard import forbid_syncs
 from tiny_trainer import make_trainer
 
 NUM_CLASSES = 4
@@ -794,28 +793,6 @@ def test_one_dimensional_signals_are_cut_along_time_and_warn_about_images() -> N
 
 
 # ------------------------------------------------------------------------------------------- host syncs
-
-
-class Guarded(MixCallback):
-    """Fails if the hook reads device data on any step but the first of a fit."""
-
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step == 0 and trainer.current_epoch == 0 and batch_idx == 0:
-            super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
-            return
-        with forbid_syncs() as recorder:
-            super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
-        self.checked = getattr(self, "checked", 0) + 1
-        assert recorder.ops
-
-
-@pytest.mark.parametrize("mode", ["batch", "elem"])
-def test_the_hook_does_not_sync_after_the_first_step(mode: str) -> None:
-    cb = Guarded(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, prob=0.8, label_smoothing=0.1, stop_epoch=1, seed=0)
-    model = Classifier()
-    make_trainer(cb, logger=RecordingLogger(), max_epochs=2, limit_train_batches=3).fit(model, list_loader(n=12))
-    assert cb.checked == 5
-    assert mixed_per_step(model)[:3] != [False] * 3 and mixed_per_step(model)[3:] == [False] * 3
 
 
 class CudaSyncChecked(MixCallback):
