@@ -619,6 +619,29 @@ def test_enabled_can_be_switched_off_at_runtime_and_is_checkpointed() -> None:
     assert cb.state_dict()["enabled"] is False
 
 
+class PausesAfterFirstStep(Classifier):
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        MixCallback.from_trainer(self.trainer).enabled = False
+
+
+def test_a_paused_callback_stays_paused_after_resume(tmp_path: Any) -> None:
+    cb, model = CutMixCallback(seed=0), PausesAfterFirstStep()
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)
+    make_trainer(cb, checkpoints, max_epochs=2, limit_train_batches=2, enable_checkpointing=True).fit(
+        model, list_loader()
+    )
+    assert mixed_per_step(model) == [True, False, False, False]
+    path = tmp_path / "epoch=0-step=2.ckpt"
+    assert torch.load(path, weights_only=True)["callbacks"][cb.state_key]["enabled"] is False
+
+    resumed, model = CutMixCallback(seed=0), Classifier()
+    assert resumed.enabled  # the default, which the checkpoint overrides
+    make_trainer(resumed, max_epochs=2, limit_train_batches=2).fit(model, list_loader(), ckpt_path=path)
+    assert not resumed.enabled and mixed_per_step(model) == [False, False]
+    x_all, _ = make_data(8)
+    assert torch.equal(model.train_seen[0][0], x_all[:4]) and torch.equal(model.train_seen[1][0], x_all[4:])
+
+
 def test_negative_stop_epoch_needs_max_epochs_and_an_empty_window_warns() -> None:
     with pytest.raises(RuntimeError, match=r"Expected `Trainer\(max_epochs=...\)` to be set when `stop_epoch` < 0"):
         make_trainer(MixUpCallback(stop_epoch=-1), max_epochs=-1, max_steps=2).fit(Classifier(), list_loader())
