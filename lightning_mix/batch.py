@@ -196,7 +196,7 @@ class BatchAccess:
             if not isinstance(index, int):
                 raise TypeError(expected(name, "an int position for a list batch", index))
             if not -len(batch) <= index < len(batch):
-                hint = "For batches without a target, pass `mix_targets=False`." if name == "target_key" else ""
+                hint = 'For batches without a target, pass `targets="none"`.' if name == "target_key" else ""
                 raise ValueError(expected(name, f"a position in a list batch of length {len(batch)}", index, hint))
             return index
         if key is None:
@@ -205,7 +205,7 @@ class BatchAccess:
                 requirement = "set, since the batch has " + ("several of" if found else "none of")
                 hint = _available(batch)
                 if name == "target_key" and not found:
-                    hint += " For batches without a target, pass `mix_targets=False`."
+                    hint += ' For batches without a target, pass `targets="none"`.'
                 raise ValueError(expected(name, requirement + f" the names {names}", None, hint))
             return found[0]
         present = key in batch if isinstance(batch, Mapping) else isinstance(key, str) and hasattr(batch, key)
