@@ -28,9 +28,9 @@ class MixedAccuracy(Metric):
     ``(B, C, *d)`` dense targets or :class:`~lightning_mix.MixedLabels`; see
     :func:`~lightning_mix.functional.mixed_accuracy` for the modes and the label-smoothing rule. With class
     indices it equals ``MulticlassAccuracy(num_classes, average="micro", top_k=top_k)``, so one metric class
-    serves mixed training batches and clean validation batches. Given :class:`~lightning_mix.MixedLabels` (the callback's default target
-    form), a top-k hit of the own label earns λ and one of the partner's label 1 − λ, exactly the credit of the
-    matching dense target, computed from the two label sets.
+    serves mixed training batches and clean validation batches. Given :class:`~lightning_mix.MixedLabels` (the
+    callback's default target form), a top-k hit of the own label earns λ and one of the partner's label
+    1 − λ, exactly the credit of the matching dense target, computed from the two label sets.
 
     Training accuracy on mixed batches measures how well the model recovers both sources of a mixed sample. It
     is lower than, and not comparable with, validation accuracy on clean samples.
