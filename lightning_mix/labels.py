@@ -49,7 +49,7 @@ from lightning_mix.functional.loss import _TINY, soft_target_binary_cross_entrop
 __all__ = ["MixedLabels", "register_loss"]
 
 _Disabled = torch._C.DisableTorchFunctionSubclass
-Mass = Callable[..., Tensor]
+Mass = Callable[..., Tensor | None]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -312,13 +312,14 @@ def _interpolate(
     labels: MixedLabels,
     unreduced: Callable[[Tensor], Tensor],
     mode: Any,
-    mass: Callable[[Tensor], Tensor] | None = None,
+    mass: Callable[[Tensor], Tensor | None] | None = None,
     class_dim: bool = False,
     clamp: bool = False,
 ) -> Tensor:
     """``λ·L(a) + (1 − λ)·L(b)`` from the unreduced losses ``unreduced(a)`` and ``unreduced(b)``, reduced by ``mode``.
 
-    ``mass`` gives what the loss's own ``"mean"`` divides by per element (None: every element counts 1);
+    ``mass`` gives what the loss's own ``"mean"`` divides by per element (None, or returning None: every
+    element counts 1);
     ``class_dim``: probability targets ``(B, C, *d)`` give losses ``(B, *d)``; ``clamp``: a mass of 0 gives 0.
     """
     if mode not in ("mean", "sum", "none"):
@@ -333,9 +334,10 @@ def _interpolate(
         return mixed
     if mode == "sum":
         return mixed.sum()
-    if mass is None or dense:
+    mass_a, mass_b = (None, None) if mass is None else (mass(own), mass(partner))
+    if mass_a is None or mass_b is None:  # both or neither: one rule for both sides
         return mixed.mean()
-    total = (lam * mass(own) + (1.0 - lam) * mass(partner)).sum()
+    total = (lam * mass_a + (1.0 - lam) * mass_b).sum()
     return mixed.sum() / (total.clamp_min(_TINY) if clamp else total)
 
 
@@ -355,8 +357,13 @@ def _call(
     return unreduced
 
 
-def _index_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor:
-    """What torch's weighted mean divides by for one class index: ``weight[y]``, 0 at ``ignore_index``."""
+def _index_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor | None:
+    """What torch's weighted mean divides by for one class index: ``weight[y]``, 0 at ``ignore_index``.
+
+    None for probability targets, which torch averages over the positions whatever the weights.
+    """
+    if labels.dtype.is_floating_point:
+        return None
     keep: Tensor = labels != bound.arguments.get("ignore_index", -100)
     weight = bound.arguments.get("weight")
     if weight is None:
@@ -365,7 +372,7 @@ def _index_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor:
     return per_class[labels.long().masked_fill(~keep, 0)] * keep
 
 
-def _soft_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor:
+def _soft_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor | None:
     """The mass rule of :func:`soft_target_cross_entropy`: that of class indices, or the weighted row mass."""
     if not labels.dtype.is_floating_point:
         return _index_mass(labels, bound=bound)
