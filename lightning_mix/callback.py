@@ -147,11 +147,12 @@ class MixCallback(Callback):
     Lightning has already moved to the device. Lightning ignores the hook's return value and passes the same
     object to ``training_step``, so the callback edits the batch container in place: it puts the mixed input and
     the mixed target back at the input and target keys. Validation, test, predict and the sanity check are never
-    touched. The input is mixed in its own memory when the tensor owns it; when it is a view of, or shares memory
-    with, a larger tensor (a dataset kept on the device and sliced per batch), a copy is mixed and put in the
-    batch, so user data are never modified. A tuple batch cannot take new items: its tensors are mixed in place
-    when they belong to the step (the target object itself becomes the :class:`~lightning_mix.MixedLabels`),
-    and refused otherwise.
+    touched. The input is mixed in its own memory only when nothing but the batch can see it
+    (:func:`~lightning_mix.batch.owns_memory`: a fresh collated, pinned or device copy); an input the loader's
+    owner still holds (``self.x``, a view or ``detach()`` of it, a cached batch, NumPy memory) is mixed in a copy
+    put in the batch, so user data are never modified. A tuple batch cannot take new items: its tensors are mixed
+    in place when nothing else holds them (the target object itself becomes the
+    :class:`~lightning_mix.MixedLabels`), and refused otherwise.
 
     The target takes one of three forms (``targets``):
 
@@ -455,10 +456,14 @@ class MixCallback(Callback):
             self._seed = self.seed if self.seed is not None else torch.initial_seed()
         cut_dims = self._cut_dims(x)
         cut_sizes = tuple(int(x.shape[d]) for d in cut_dims) if self.has_cutmix else ()
+        if x.shape[0] == 0:  # nothing to mix: the batch passes through untouched, and still counts as a step
+            self.last_params, self.last_target = self._unmixed(x, cut_sizes), target
+            return
         mixing = self.enabled and self._in_epochs(trainer)
         if mixing:
             params = self._sample(x, cut_sizes, self._seed, trainer.global_rank, step)
-            if not owns_memory(x):
+            # References to `x`: the batch container's and this variable; any other holder gets a mixed copy.
+            if not owns_memory(x, references=2):
                 x = x.clone()
             # Checking that the input is finite reads it (a host sync on an accelerator): first mixed batch only.
             mix_(x, params, cut_dims=cut_dims, workspace=self._workspace, validate_args=not self._checked_input)
@@ -514,7 +519,8 @@ class MixCallback(Callback):
         """A tuple batch is mixed in place: only when its tensors belong to the step, and not into soft targets."""
         if self.targets == "soft" and target is not None:
             problem = 'targets="soft", which replaces the target by a new tensor'
-        elif not owns_memory(x) or (target is not None and not owns_memory(target)):
+        # references: the tuple's, the hook's variable and this method's parameter
+        elif not owns_memory(x, references=3) or (target is not None and not owns_memory(target, references=3)):
             problem = "tensors that share memory with other tensors (user data), which must not be changed"
         else:
             return
@@ -661,7 +667,7 @@ class MixCallback(Callback):
             label_smoothing=self.label_smoothing,
             ignore_index=self.ignore_index,
             mask_mixup=self.mask_mixup,
-            copy=not owns_memory(target),
+            copy=True,  # a CutMix mask is pasted into a copy: the loader may hold it, and `last_target` does
             validate_args=not self._validated,
         )
         self._validated = True

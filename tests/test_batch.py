@@ -132,10 +132,20 @@ def test_get_refuses_non_tensors() -> None:
         (lambda d: torch.as_tensor(d.numpy().copy()), False),  # NumPy's memory
         (lambda d: d.share_memory_(), True),  # what DataLoader workers send
         (lambda d: d.view(-1).as_strided((2, 3, 4, 4), (48, 16, 4, 1), 96), False),
+        (lambda d: d.as_strided(d.shape, d.stride()), False),  # the whole storage, but another tensor over it
+        (lambda d: KEPT.append(d) or d, False),  # someone else holds the tensor object
+        (lambda d: KEPT.append(d) or d.detach(), False),  # someone else holds a tensor over the memory
+        (lambda d: torch.frombuffer(bytearray(d.numpy().tobytes()), dtype=d.dtype).view(d.shape), False),
     ],
 )
 def test_owns_memory(make: Any, owns: bool) -> None:
-    assert owns_memory(make(torch.zeros(4, 3, 4, 4))) is owns
+    x = make(torch.zeros(4, 3, 4, 4))  # `x` is the only reference this test accounts for
+    result = owns_memory(x)  # (not inside `assert`: pytest keeps the operands of an assertion alive)
+    KEPT.clear()
+    assert result is owns
+
+
+KEPT: list[Tensor] = []
 
 
 @pytest.mark.parametrize(
