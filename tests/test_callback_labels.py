@@ -395,3 +395,20 @@ def test_the_labels_hook_and_the_loss_do_not_sync(mode: str) -> None:
             loss = F.cross_entropy(torch.randn(8, NUM_CLASSES), batch[1].view(-1))
             mixer.on_train_batch_end(trainer, module, loss, batch, step)
         assert isinstance(batch[1], MixedLabels) and batch[1].read
+
+
+def test_bf16_mixed_training_reads_the_mix_under_autocast() -> None:
+    data = make_data()
+    module = Module()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=f".*{UNREAD}.*")
+        make_trainer(MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, seed=0), precision="bf16-mixed").fit(
+            module, loader(data)
+        )
+    for i, step in enumerate(module.seen):
+        y0, params = data[1][4 * i : 4 * i + 4], step["params"]
+        assert isinstance(step["y"], MixedLabels) and step["loss"].dtype == torch.float32
+        logits = step["logits"].float()  # cross-entropy runs in float32 under autocast
+        torch.testing.assert_close(
+            step["loss"], interpolated(F.cross_entropy, logits, y0, y0[params.partner], params.lam)
+        )
