@@ -565,7 +565,8 @@ class MixCallback(Callback):
             or (target.ndim == len(input_shape) and tuple(target.shape[2:]) == spatial)
         )
         if aligned and params.has_cutmix:  # CutMix pastes the partner's box into (a copy of) the mask
-            pasted = dataclasses.replace(params, has_mixup=False, mixed=params.mixed & params.cutmix)
+            draw = params.draw and dataclasses.replace(params.draw, mixed=params.draw.mixed and params.draw.cutmix)
+            pasted = dataclasses.replace(params, has_mixup=False, mixed=params.mixed & params.cutmix, draw=draw)
             own = mix_(before.clone(), pasted, cut_dims=cut_dims)
             if params.has_mixup:  # the pasted samples are their own labels now; MixUp ones mix through the loss
                 lam = torch.where(params.cutmix.to(device, non_blocking=True), 1.0, lam)

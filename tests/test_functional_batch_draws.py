@@ -286,3 +286,31 @@ def test_adjacent_partners_are_cached_per_batch_size_and_device() -> None:
 def test_a_generator_of_another_type_is_refused() -> None:
     with pytest.raises(TypeError, match=r"Expected `generator` to be None, a torch.Generator or a random.Random"):
         LF.sample_mix_params(4, (), mixup_alpha=1.0, generator=0)
+
+
+def test_a_mixup_step_leaves_an_integer_mask_as_it_is_with_mixed_labels() -> None:
+    """With both methods, a batch the host draw gives to MixUp pastes nothing into the mask (labels mix via λ)."""
+    from lightning import LightningModule, Trainer
+
+    from lightning_mix import MixCallback
+
+    callback = MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, switch_prob=0.5, seed=0)
+    trainer = Trainer(callbacks=[callback], logger=False, enable_progress_bar=False)
+    trainer.training = True
+    seen = set()
+    for step in range(12):
+        mask = torch.randint(0, 3, (4, 6, 6))
+        batch = [torch.rand(4, 3, 6, 6), mask.clone()]
+        callback.on_train_batch_start(trainer, LightningModule(), batch, step)
+        draw = callback.last_params.draw
+        assert draw is not None and draw.mixed
+        seen.add(draw.cutmix)
+        own = batch[1].as_subclass(torch.Tensor)
+        if not draw.cutmix:  # MixUp: the mask keeps its own labels, bit for bit
+            assert torch.equal(own, mask)
+        else:  # CutMix: the partner's box pasted
+            (top, bottom), (left, right) = draw.box
+            inside = torch.zeros(6, 6, dtype=torch.bool)
+            inside[top:bottom, left:right] = True
+            assert torch.equal(own, torch.where(inside, mask[callback.last_params.partner], mask))
+    assert seen == {True, False}

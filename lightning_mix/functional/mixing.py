@@ -273,8 +273,8 @@ def _mix_drawn_(
     MiB of pairs at a time on CPU); random partners' box regions are gathered into a box-sized buffer, then
     copied in. MixUp blends every sample with one scalar weight.
     """
-    if not draw.mixed or y.shape[0] == 1:
-        return
+    if not draw.mixed or y.shape[0] == 1 or not (draw.cutmix or params.has_mixup):
+        return  # (parameters narrowed to CutMix, e.g. to paste masks, do nothing for a MixUp draw)
     if draw.cutmix:
         region = y
         for dim, (start, stop) in zip(cuts, draw.box, strict=True):
