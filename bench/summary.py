@@ -42,7 +42,12 @@ def kernels(report: dict[str, Any]) -> str:
 
 
 def _time(row: dict[str, Any]) -> str:
-    return "unsupported" if "error" in row else f"{row['median_ms']:.2f} ({row['ratio_to_copy']:.1f}×)"
+    if "error" in row:
+        return "unsupported"
+    text = f"{row['median_ms']:.2f} ({row['ratio_to_copy']:.2f}×)"
+    if "kernel_ms" in row:  # a hook row: the kernel's share and the rest of the hook
+        text += f" = {row['kernel_ms']:.2f} + {row['overhead_ms']:.2f}"
+    return text
 
 
 def training(report: dict[str, Any]) -> str:
