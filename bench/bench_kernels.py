@@ -313,13 +313,21 @@ def describe(error: Exception) -> str:
 
 
 # ------------------------------------------------------------------------------------------- host reads
-def sync_recorder() -> Any:
+def _sync_guard() -> Any:
+    if "sync_guard" in sys.modules:
+        return sys.modules["sync_guard"]
     spec = importlib.util.spec_from_file_location("sync_guard", ROOT / "tests" / "sync_guard.py")
     if spec is None or spec.loader is None:
         raise ImportError("tests/sync_guard.py not found")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["sync_guard"] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
-    return module.SyncRecorder
+    return module
+
+
+def sync_recorder() -> Any:
+    """The op recorder of ``tests/sync_guard.py`` (aten ops that read tensor values on the host)."""
+    return _sync_guard().SyncRecorder
 
 
 def count_page_faults(step: Step, steps: int = 3) -> float:
@@ -332,10 +340,16 @@ def count_page_faults(step: Step, steps: int = 3) -> float:
 
 def count_host_reads(step: Step, device: str) -> dict[str, int]:
     """Ops that read tensor values on the host in one step; on CUDA also the syncs the CUDA runtime reports."""
-    recorder = sync_recorder()()
+    guard = _sync_guard()
+    recorder = guard.SyncRecorder()
+    reads = guard.HostReadRecorder() if hasattr(guard, "HostReadRecorder") else None  # .tolist(), .cpu(), ...
     with recorder:
-        step()
-    counts = {"host_reads": len(recorder.syncs)}
+        if reads is None:
+            step()
+        else:
+            with reads:
+                step()
+    counts = {"host_reads": len(recorder.syncs) + (len(reads.reads) if reads is not None else 0)}
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         with warnings.catch_warnings(record=True) as caught:
