@@ -270,8 +270,8 @@ def _mix_drawn_(
     """Mix ``y`` (contiguous, batch first) with a per-batch draw whose λ and box are host scalars.
 
     CutMix moves the box only: adjacent pairs swap their box regions through a scratch of half the box (a few
-    MiB of pairs at a time on CPU); random partners' box regions are gathered into a box-sized buffer, then
-    copied in. MixUp blends every sample with one scalar weight.
+    MiB of pairs at a time on CPU); random partners' box regions are gathered into the front of the workspace's
+    batch buffer, then copied in. MixUp blends every sample with one scalar weight.
     """
     if not draw.mixed or y.shape[0] == 1 or not (draw.cutmix or params.has_mixup):
         return  # (parameters narrowed to CutMix, e.g. to paste masks, do nothing for a MixUp draw)
@@ -280,7 +280,8 @@ def _mix_drawn_(
         for dim, (start, stop) in zip(cuts, draw.box, strict=True):
             region = region.narrow(dim, start, stop - start)
         if region.numel():
-            _paste_region_(region, params, workspace, block)
+            batch_buffer = workspace.get(y, y.dtype) if workspace is not None and not params.adjacent else None
+            _paste_region_(region, params, batch_buffer, block)
         return
     weight = _float32(1.0 - draw.lam)  # the partner's weight, as the general path computes it in float32
     if params.adjacent:
@@ -293,11 +294,18 @@ def _mix_drawn_(
         lerp_in_float32_(y, donor, weight, block)
 
 
-def _paste_region_(region: Tensor, params: MixParams, workspace: Workspace | None, block: BlockSource) -> None:
-    """``region[i] <- region[partner[i]]`` for a strided view of the batch (the box of every sample), bit for bit."""
+def _paste_region_(region: Tensor, params: MixParams, batch_buffer: Tensor | None, block: BlockSource) -> None:
+    """``region[i] <- region[partner[i]]`` for a strided view of the batch (the box of every sample), bit for bit.
+
+    Random partners' boxes are gathered into the front of ``batch_buffer`` (the batch-sized buffer MixUp uses
+    too, so the workspace never holds more than one batch); adjacent pairs swap through ``block`` scratch.
+    """
     n, device = region.shape[0], region.device
     if not params.adjacent:
-        donor = block("box", tuple(region.shape), region.dtype, device)
+        if batch_buffer is None:
+            donor = torch.empty(region.shape, dtype=region.dtype, device=device)
+        else:
+            donor = batch_buffer.view(-1)[: region.numel()].view(region.shape)
         torch.index_select(region, 0, params.partner.to(device, non_blocking=True), out=donor)
         region.copy_(donor)
         return
