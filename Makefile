@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench floors clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,5 +34,9 @@ bench: $(STAMP)
 	$(PY) -m pip install kornia
 	PY=$(PY) sh bench/run_all.sh $(ARGS)
 
+# The suite on the oldest versions pyproject.toml claims and on the current pins (by hand, not CI; downloads GBs).
+floors: $(STAMP)
+	PATH="$$(ls -d $$HOME/.pyenv/versions/*/bin 2>/dev/null | tr '\n' ':')$$PATH" $(VENV)/bin/nox $(ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache .hypothesis
