@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(PY) examples/demo.py $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lightning_mix tests examples bench
-	$(VENV)/bin/ruff format --check lightning_mix tests examples bench
+	$(VENV)/bin/ruff check lightning_mix tests examples bench noxfile.py
+	$(VENV)/bin/ruff format --check lightning_mix tests examples bench noxfile.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -30,7 +30,7 @@ OLDEST = [
 CURRENT_PYTHON = "3.11"
 CURRENT = ["torch==2.14.1", "torchvision==0.29.1"]
 
-PYTEST = ["-p", "no:xdist", "-q", "-x"]
+PYTEST = ["-p", "no:xdist", "-q"]
 ENV = {"OMP_NUM_THREADS": "1"}
 
 
