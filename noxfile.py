@@ -20,8 +20,8 @@ OLDEST_PYTHON = "3.10"
 OLDEST = [
     "torch==2.3.0",
     "torchvision==0.18.0",
-    "lightning==2.4.0",
-    "pytorch-lightning==2.4.0",
+    "lightning==2.5.0",
+    "pytorch-lightning==2.5.0",
     "torchmetrics==1.4.0",
     "jsonargparse[signatures]==4.27.7",
     "numpy<2",  # torch < 2.4 wheels are built against NumPy 1.x and cannot exchange arrays with NumPy 2

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from lightning import Callback, LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
@@ -428,7 +428,7 @@ class SmallCNN(LightningModule):
         self.log(f"{stage}/ece", ece)
 
     @override
-    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         """AdamW, with the learning rate decayed to 0 along a cosine over the planned steps."""
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps = self.trainer.estimated_stepping_batches
