@@ -24,7 +24,7 @@ OLDEST = [
     "pytorch-lightning==2.5.0",
     "torchmetrics==1.4.0",
     "jsonargparse[signatures]==4.27.7",
-    "numpy<2",  # torch < 2.4 wheels are built against NumPy 1.x and cannot exchange arrays with NumPy 2
+    "numpy<2",  # the NumPy of torch 2.3's time: the oldest session stays an environment of that era
 ]
 # What the Makefile installs and the project is developed with.
 CURRENT_PYTHON = "3.11"
