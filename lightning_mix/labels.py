@@ -222,7 +222,7 @@ def _keep_reshaped(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
     self: MixedLabels = args[0]
     with _Disabled():
         own = func(*args, **kwargs)
-        if own is self or not isinstance(own, Tensor) or own.numel() != self.numel():  # e.g. view(dtype)
+        if own is self or not isinstance(own, Tensor) or own.dtype != self.dtype:  # e.g. view(dtype): plain
             return own
         # every shape op here keeps the row-major order of the elements: the same reshape fits all three
         return _make(own, self.partner_labels.reshape(own.shape), self.lam.reshape(own.shape), self._mix)
@@ -381,6 +381,11 @@ def _soft_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor | Non
     return rows.sum(1)
 
 
+@functools.cache
+def _signature_of(func: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(func)
+
+
 LossHandler = Callable[[Callable[..., Tensor], tuple[Any, ...], dict[str, Any]], Tensor]
 
 
@@ -392,7 +397,7 @@ def _handler(family: str, mass: Mass | None = None, class_dim: bool = False, cla
     """
 
     def handle(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
-        bound = inspect.signature(func).bind(*args, **kwargs)
+        bound = _signature_of(func).bind(*args, **kwargs)
         bound.apply_defaults()
         labels = bound.arguments["target"]
         if not isinstance(labels, MixedLabels):  # the mixed labels came as another argument: a plain call
@@ -407,7 +412,7 @@ def _handler(family: str, mass: Mass | None = None, class_dim: bool = False, cla
             bound.arguments["label_smoothing"] = 1.0 - (1.0 - eps) * (1.0 - bound.arguments["label_smoothing"])
         elif eps > 0 and family == "nll":
             arguments = {k: bound.arguments[k] for k in ("input", "target", "weight", "ignore_index", "reduction")}
-            bound = inspect.signature(F.cross_entropy).bind(**arguments, label_smoothing=eps)
+            bound = _signature_of(F.cross_entropy).bind(**arguments, label_smoothing=eps)
             unreduced = _call(F.cross_entropy, bound, "target", "reduction")
         elif eps > 0 and family == "bce":
             plain = unreduced
@@ -419,7 +424,7 @@ def _handler(family: str, mass: Mass | None = None, class_dim: bool = False, cla
 
 
 def _accuracy(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
-    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound = _signature_of(func).bind(*args, **kwargs)
     bound.apply_defaults()
     target = bound.arguments.pop("target")
     if not isinstance(target, MixedLabels):

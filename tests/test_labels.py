@@ -510,3 +510,9 @@ def test_losses_and_the_metric_read_nothing_on_the_host() -> None:
         SoftTargetLoss(ignore_index=0)(x, y)
         metric.update(x, y)
         _ = (x.argmax(-1) == y).float().mean()
+
+
+def test_a_view_as_another_dtype_is_a_plain_tensor() -> None:
+    own, partner, lam = draw()
+    out = mixed(own, partner, lam).view(torch.float64)
+    assert type(out) is Tensor and torch.equal(out, own.view(torch.float64))
