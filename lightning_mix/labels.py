@@ -191,17 +191,18 @@ def _plain(t: Tensor) -> Tensor:
         return t.as_subclass(Tensor)
 
 
-def _make(own: Tensor, partner: Tensor, lam: Tensor, reads: _Mix) -> MixedLabels:
-    out = own.as_subclass(MixedLabels) if type(own) is Tensor else _plain(own).as_subclass(MixedLabels)
-    _attach(out, partner, lam, reads)
+def _make(own: Tensor, partner: Tensor, lam: Tensor, mix: _Mix) -> MixedLabels:
+    """A new :class:`MixedLabels` over the memory of ``own``, without checks (``lam`` of the labels' shape)."""
+    out = _plain(own).as_subclass(MixedLabels)
+    _attach(out, partner, lam, mix)
     return out
 
 
-def _attach(t: Tensor, partner: Tensor, lam: Tensor, reads: _Mix) -> None:
-    t.partner_labels, t.lam, t._mix = partner, lam, reads  # type: ignore[attr-defined]
+def _attach(t: Tensor, partner: Tensor, lam: Tensor, mix: _Mix) -> None:
+    t.partner_labels, t.lam, t._mix = partner, lam, mix  # type: ignore[attr-defined]
 
 
-def mix_labels_(target: Tensor, partner_labels: Tensor, lam: Tensor, *, label_smoothing: float = 0.0) -> MixedLabels:
+def _mix_labels_(target: Tensor, partner_labels: Tensor, lam: Tensor, *, label_smoothing: float = 0.0) -> MixedLabels:
     """Turn the tensor object ``target`` itself into mixed labels, in place; its values are left as they are.
 
     For containers that cannot take a new item (a tuple batch): the object the container holds becomes a
