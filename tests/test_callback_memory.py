@@ -268,9 +268,7 @@ def test_cutmix_pastes_a_mask_into_a_copy_and_last_target_is_the_mask_before_mix
     x, _ = make_data()
     mask = _masks()
     before = mask.clone()
-    loader: Any = (
-        Holder(lambda h: [h.x.clone(), mask]) if held else DataLoader(TensorDataset(x, mask), batch_size=4)
-    )
+    loader: Any = Holder(lambda h: [h.x.clone(), mask]) if held else DataLoader(TensorDataset(x, mask), batch_size=4)
     recorder, model = Before(), MaskModel()
     make_trainer(recorder, CutMixCallback(alpha=1.0, seed=0), max_epochs=2).fit(model, loader)
     assert torch.equal(mask, before)  # the mask the loader holds is unchanged
