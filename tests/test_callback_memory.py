@@ -328,3 +328,59 @@ def test_an_empty_batch_passes_through_untouched_and_counts_as_a_step(method: st
         a, b = with_empty.params[step], full.params[step]
         assert torch.equal(a.lam, b.lam) and torch.equal(a.partner, b.partner) and torch.equal(a.box, b.box)
         torch.testing.assert_close(with_empty.batches[step][0], full.batches[step][0], rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------- dense float targets
+
+
+def _dense_batches(target: Tensor) -> Batches:
+    x, _ = make_data(8)
+    return Batches((x[:4], target[:4]), (x[4:], target[4:]))
+
+
+class DenseModel(Model):
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        self.seen.append(batch[1].clone())
+        return self.net(batch[0]).sum()
+
+
+REFUSED = r"Expected `target` to be class targets with values in \[0, 1\].*but got 'values from {}.*mix_targets=False"
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        pytest.param(torch.linspace(0.5, 4.0, 8).view(8, 1), "0.5 to 2'", id="regression-(B,1)"),
+        pytest.param(torch.linspace(-2.0, 2.0, 24).view(8, 3), "-2 to -0.08", id="regression-(B,K)"),
+        pytest.param(torch.randn(8, NUM_CLASSES, generator=torch.Generator().manual_seed(0)), "-", id="logits"),
+    ],
+)
+def test_dense_float_targets_outside_the_unit_interval_are_refused_on_the_first_batch(
+    target: Tensor, shown: str
+) -> None:
+    callback = MixUpCallback(alpha=1.0, seed=0)
+    with pytest.raises(ValueError, match=REFUSED.format(shown)):
+        make_trainer(callback).fit(DenseModel(), _dense_batches(target))
+    # the input alone can still be mixed, the target interpolated by the user
+    model = DenseModel()
+    make_trainer(MixUpCallback(alpha=1.0, seed=0, mix_targets=False)).fit(model, _dense_batches(target))
+    assert torch.equal(model.seen[0], target[:4])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param(torch.rand(8, NUM_CLASSES).softmax(1), id="probabilities"),
+        pytest.param((torch.rand(8, NUM_CLASSES) < 0.5).float(), id="multi-hot"),
+        pytest.param(torch.rand(8, 1), id="(B,1)-in-unit-interval"),
+    ],
+)
+def test_dense_float_targets_in_the_unit_interval_are_mixed_linearly(target: Tensor) -> None:
+    model = DenseModel()
+    callback = MixUpCallback(alpha=1.0, seed=0)
+    make_trainer(callback).fit(model, _dense_batches(target))
+    params = callback.last_params
+    assert params is not None
+    lam = params.lam[:, None]
+    t = target[4:]
+    torch.testing.assert_close(model.seen[1], lam * t + (1 - lam) * t[params.partner])
