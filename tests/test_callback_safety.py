@@ -1,12 +1,15 @@
-"""The callback never writes into memory that anything but the batch can see, and mixes fresh batches in place.
+"""What the callback promises about user data and unusual batches, checked through a real ``Trainer``.
 
-Every way a loader can hand over memory its owner still holds is run through a real ``Trainer`` for two epochs,
-and the owner's tensor must come back bit for bit. Fresh batches (collated, from worker processes, pinned) must
-still be mixed in their own memory: the input reaching ``training_step`` is the very tensor the hook received.
+The callback never writes into memory that anything but the batch can see: every way a loader can hand over
+memory its owner still holds runs for two epochs, and the owner's tensor must come back bit for bit. Fresh
+batches (collated, from worker processes, pinned) are still mixed in their own memory: the input reaching
+``training_step`` is the very tensor the hook received. Masks, empty batches, dense float targets and frozen
+dataclass batches follow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -384,3 +387,41 @@ def test_dense_float_targets_in_the_unit_interval_are_mixed_linearly(target: Ten
     lam = params.lam[:, None]
     t = target[4:]
     torch.testing.assert_close(model.seen[1], lam * t + (1 - lam) * t[params.partner])
+
+
+# ------------------------------------------------------------------------------------------- frozen dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    image: Tensor
+    label: Tensor
+
+
+class FrozenLoader:
+    def __len__(self) -> int:
+        return 2
+
+    def __iter__(self) -> Iterator[Frozen]:
+        x, y = make_data(8)
+        yield from (Frozen(x[:4], y[:4]), Frozen(x[4:], y[4:]))
+
+
+class FrozenModel(Model):
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return super().training_step([batch.image, batch.label], batch_idx)
+
+
+class FrozenModelOnItsOwnTransfer(FrozenModel):
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return batch  # already on the CPU: Lightning's own transfer is skipped
+
+
+def test_a_frozen_dataclass_batch_is_refused_by_lightning_before_the_callback_runs() -> None:
+    callback = CutMixCallback(alpha=1.0, seed=0)
+    with pytest.raises(ValueError, match=r"A frozen dataclass was passed to `apply_to_collection`"):
+        make_trainer(callback).fit(FrozenModel(), FrozenLoader())
+    assert callback.last_params is None  # the hook never ran
+    # with a `transfer_batch_to_device` of its own, the batch reaches the callback, which says how to fix it
+    with pytest.raises(TypeError, match=r"Expected `batch` to be an object whose attributes can be set.*getter"):
+        make_trainer(CutMixCallback(alpha=1.0, seed=0)).fit(FrozenModelOnItsOwnTransfer(), FrozenLoader())
