@@ -10,7 +10,6 @@ dataclass batches follow.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -231,7 +230,7 @@ def test_owns_memory_counts_the_references_the_caller_accounts_for() -> None:
     d = x.detach()
     assert not owns_memory(x, references=5) and not owns_memory(d, references=5)  # another tensor, same storage
     del d
-    assert owns_memory(x) and owns_memory(torch.zeros(2)) and sys.getrefcount(x) == 2
+    assert owns_memory(x) and owns_memory(torch.zeros(2))
 
 
 # ------------------------------------------------------------------------------------------- masks and targets

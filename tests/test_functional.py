@@ -97,7 +97,7 @@ def test_mixing_runs_on_meta_tensors(mode, cut_dims, pairing, batch, dtype):
     sizes = x.shape[cut_dims[0] :]
     params = LF.sample_mix_params(batch, sizes, mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, pairing=pairing)
     out = LF.mix_(x, params.to("meta"), cut_dims=cut_dims)
-    soft = LF.mix_target(torch.empty(batch, 5, device="meta"), params.to("meta"))
+    soft = LF.mix_target(torch.empty(batch, 5, device="meta"), params.to("meta"), validate_args=False)
     assert out is x and soft.shape == (batch, 5)
 
 
