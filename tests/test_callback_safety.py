@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from lightning import Callback, LightningModule, Trainer
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from conftest import requires_cuda
 from lightning_mix import CutMixCallback, MixCallback, MixUpCallback
@@ -112,6 +112,8 @@ class DictModel(Model):
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         if isinstance(batch, dict):
             batch = [batch["x"], batch["y"]]
+        elif isinstance(batch, Fields):
+            batch = [batch.x, batch.y]
         return super().training_step(batch, batch_idx)
 
 
@@ -205,6 +207,37 @@ def test_fresh_batches_are_mixed_in_their_own_memory(kwargs: dict[str, Any], met
     pointer, model = Pointer(), Model()
     make_trainer(pointer, CALLBACKS[method](), limit_train_batches=3).fit(model, _loader(**kwargs))
     assert len(model.ptrs) == 3 and model.ptrs == pointer.ptrs
+
+
+@dataclasses.dataclass
+class Fields:
+    x: Tensor
+    y: Tensor
+
+    def __getitem__(self, i: int) -> Tensor:
+        return (self.x, self.y)[i]
+
+
+def _to_fields(samples: list[Any]) -> Fields:
+    return Fields(*default_collate(samples))
+
+
+def _to_dict(samples: list[Any]) -> dict[str, Tensor]:
+    x, y = default_collate(samples)
+    return {"x": x, "y": y}
+
+
+class FieldsPointer(Pointer):
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        self.ptrs.append((batch.x if isinstance(batch, Fields) else batch["x"]).data_ptr())
+
+
+@pytest.mark.parametrize("collate", [_to_fields, _to_dict], ids=["dataclass", "dict"])
+def test_fresh_dataclass_and_dict_batches_are_mixed_in_their_own_memory(collate: Callable) -> None:
+    pointer, model = FieldsPointer(), DictModel()
+    loader = DataLoader(TensorDataset(*make_data(8)), batch_size=4, collate_fn=collate)
+    make_trainer(pointer, CutMixCallback(alpha=1.0, seed=0)).fit(model, loader)
+    assert len(model.ptrs) == 2 and model.ptrs == pointer.ptrs
 
 
 @requires_cuda
