@@ -3,7 +3,8 @@
 Lightning hands the same batch object to ``on_train_batch_start`` and to ``training_step`` and ignores what a
 callback's hook returns, so a mixing callback must edit the batch *container*: a list item, a dict entry, an
 attribute of a dataclass or any other object, or whatever user-supplied getter and setter callables reach.
-Tuples and other immutable containers cannot be edited and are refused with a message that says how to fix it.
+Tuples cannot take new items: their tensors can only be changed in place (the callback does so when they belong
+to the step); other immutable containers are refused with a message that says how to fix it.
 
 Nothing here imports Lightning.
 
@@ -43,7 +44,8 @@ TARGET_NAMES = ("target", "targets", "label", "labels", "y")
 
 _FIX = (
     "Lightning passes the same batch object to `training_step` and ignores what callbacks return, so the batch "
-    "must be edited in place: make your collate function return a list or a dict, or pass `getter` and `setter`."
+    "must be edited in place: make your collate function (or your `on_after_batch_transfer`, which may rebuild "
+    "the batch) return a list or a dict, or pass `getter` and `setter`."
 )
 
 
@@ -78,10 +80,8 @@ class BatchAccess:
         >>> batch = [torch.zeros(2, 3), torch.tensor([0, 1])]
         >>> BatchAccess().locate(batch, with_target=True)
         (0, 1)
-        >>> BatchAccess().locate(tuple(batch), with_target=True)
-        Traceback (most recent call last):
-        ...
-        TypeError: Expected `batch` to be a mutable container ... but got 'tuple'. ...
+        >>> BatchAccess().frozen(tuple(batch)), BatchAccess().frozen(batch)
+        (True, False)
     """
 
     input_key: Key | None = None
@@ -126,7 +126,9 @@ class BatchAccess:
             named_input = "input" if self.input_key is None else self.input_key
             named_target = "target" if self.target_key is None else self.target_key
             return named_input, named_target if with_target else None
-        if isinstance(batch, Tensor) or (isinstance(batch, Sequence) and not isinstance(batch, MutableSequence)):
+        if isinstance(batch, Tensor) or (
+            isinstance(batch, Sequence) and not isinstance(batch, MutableSequence | tuple)
+        ):
             raise TypeError(
                 expected("batch", "a mutable container (list, dict, dataclass or other object)", _kind(batch), _FIX)
             )
@@ -134,9 +136,18 @@ class BatchAccess:
             raise TypeError(expected("batch", "a mutable mapping such as a dict", _kind(batch), _FIX))
         input_key = self._resolve(batch, "input_key", self.input_key, 0, INPUT_NAMES)
         target_key = self._resolve(batch, "target_key", self.target_key, 1, TARGET_NAMES) if with_target else None
-        if not isinstance(batch, Mapping | MutableSequence):
+        if not isinstance(batch, Mapping | MutableSequence | tuple):
             self._check_settable(batch, input_key)
         return input_key, target_key
+
+    def frozen(self, batch: Any) -> bool:
+        """Whether ``batch`` is a tuple (named or not), whose items can only be changed in place.
+
+        Example:
+            >>> BatchAccess().frozen((1, 2)), BatchAccess().frozen([1, 2])
+            (True, False)
+        """
+        return self.getter is None and isinstance(batch, tuple)
 
     def get(self, batch: Any, key: Key) -> Tensor:
         """Return the tensor stored at ``key``.
@@ -172,6 +183,9 @@ class BatchAccess:
         """
         if self.setter is not None:
             self.setter(batch, key, value)
+        elif self.frozen(batch):
+            if batch[key] is not value:
+                raise TypeError(expected("batch", "a mutable container", _kind(batch), _FIX))
         elif _indexable(batch):
             batch[key] = value
         else:
@@ -184,7 +198,7 @@ class BatchAccess:
             if not isinstance(index, int):
                 raise TypeError(expected(name, "an int position for a list batch", index))
             if not -len(batch) <= index < len(batch):
-                hint = "For batches without a target, pass `mix_targets=False`." if name == "target_key" else ""
+                hint = 'For batches without a target, pass `targets="none"`.' if name == "target_key" else ""
                 raise ValueError(expected(name, f"a position in a list batch of length {len(batch)}", index, hint))
             return index
         if key is None:
@@ -193,7 +207,7 @@ class BatchAccess:
                 requirement = "set, since the batch has " + ("several of" if found else "none of")
                 hint = _available(batch)
                 if name == "target_key" and not found:
-                    hint += " For batches without a target, pass `mix_targets=False`."
+                    hint += ' For batches without a target, pass `targets="none"`.'
                 raise ValueError(expected(name, requirement + f" the names {names}", None, hint))
             return found[0]
         present = key in batch if isinstance(batch, Mapping) else isinstance(key, str) and hasattr(batch, key)

@@ -75,6 +75,16 @@ def test_custom_getter_and_setter_receive_role_names_or_the_given_keys() -> None
     assert BatchAccess(0, "y", getter=access.getter, setter=access.setter).locate(None, with_target=True) == (0, "y")
 
 
+def test_tuples_are_located_but_take_no_new_items() -> None:
+    batch = (X, Y)
+    access = BatchAccess()
+    assert access.locate(batch, with_target=True) == (0, 1) and access.frozen(batch)
+    assert not BatchAccess(getter=lambda b, k: b[k], setter=lambda b, k, v: None).frozen(batch)
+    access.set(batch, 1, Y)  # the same object: nothing to do
+    with pytest.raises(TypeError, match=r"mutable container, but got 'tuple'\. .*`on_after_batch_transfer`"):
+        access.set(batch, 1, Y.clone())
+
+
 def test_default_names() -> None:
     assert "image" in INPUT_NAMES and "pixel_values" in INPUT_NAMES and "label" in TARGET_NAMES
 
@@ -82,7 +92,7 @@ def test_default_names() -> None:
 @pytest.mark.parametrize(
     ("batch", "kwargs", "error", "match"),
     [
-        ((X, Y), {}, TypeError, r"Expected `batch` to be a mutable container .* but got 'tuple'\. Lightning passes"),
+        (range(2), {}, TypeError, r"Expected `batch` to be a mutable container .* but got 'range'\. Lightning passes"),
         (X, {}, TypeError, r"but got 'Tensor'"),
         (types.MappingProxyType({"image": X}), {}, TypeError, r"Expected `batch` to be a mutable mapping"),
         (FrozenPair(X, Y), {}, TypeError, r"Expected `batch` to be an object whose attributes can be set.*getter"),

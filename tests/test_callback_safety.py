@@ -379,7 +379,7 @@ class DenseModel(Model):
         return self.net(batch[0]).sum()
 
 
-REFUSED = r"Expected `target` to be class targets with values in \[0, 1\].*but got 'values from {}.*mix_targets=False"
+REFUSED = r"Expected `target` to be class targets with values in \[0, 1\].*but got 'values from {}.*targets=\"none\""
 
 
 @pytest.mark.parametrize(
@@ -393,12 +393,12 @@ REFUSED = r"Expected `target` to be class targets with values in \[0, 1\].*but g
 def test_dense_float_targets_outside_the_unit_interval_are_refused_on_the_first_batch(
     target: Tensor, shown: str
 ) -> None:
-    callback = MixUpCallback(alpha=1.0, seed=0)
+    callback = MixUpCallback(alpha=1.0, seed=0, targets="soft")
     with pytest.raises(ValueError, match=REFUSED.format(shown)):
         make_trainer(callback).fit(DenseModel(), _dense_batches(target))
     # the input alone can still be mixed, the target interpolated by the user
     model = DenseModel()
-    make_trainer(MixUpCallback(alpha=1.0, seed=0, mix_targets=False)).fit(model, _dense_batches(target))
+    make_trainer(MixUpCallback(alpha=1.0, seed=0, targets="none")).fit(model, _dense_batches(target))
     assert torch.equal(model.seen[0], target[:4])
 
 
@@ -412,7 +412,7 @@ def test_dense_float_targets_outside_the_unit_interval_are_refused_on_the_first_
 )
 def test_dense_float_targets_in_the_unit_interval_are_mixed_linearly(target: Tensor) -> None:
     model = DenseModel()
-    callback = MixUpCallback(alpha=1.0, seed=0)
+    callback = MixUpCallback(alpha=1.0, seed=0, targets="soft")
     make_trainer(callback).fit(model, _dense_batches(target))
     params = callback.last_params
     assert params is not None

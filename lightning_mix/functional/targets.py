@@ -89,8 +89,8 @@ def check_unit_values(target: Tensor) -> None:
             "target",
             "class targets with values in [0, 1] (probabilities, one-hot or multi-hot rows)",
             f"values from {low:.4g} to {high:.4g}",
-            "Regression targets and logits are not mixed as class targets: pass `mix_targets=False` and "
-            "interpolate them yourself with the step's `lam` (see `mixed_loss`).",
+            "Regression targets and logits are not mixed as class targets: mix the input alone (the callback's "
+            '`targets="none"`) and interpolate them yourself with the step\'s `lam` (see `mixed_loss`).',
         )
     )
 
