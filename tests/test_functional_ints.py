@@ -7,6 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import main_property
 from lightning_mix import functional as LF
 
 INTS = [torch.int16, torch.int32, torch.int64]
@@ -42,6 +43,7 @@ def _expected_cutmix(x: torch.Tensor, params: LF.MixParams) -> torch.Tensor:
     return out
 
 
+@main_property()
 @given(
     st.sampled_from(INTS),
     st.integers(1, 6),
@@ -58,6 +60,7 @@ def test_cutmix_selects_integer_bits_exactly_over_the_whole_range(dtype, batch, 
     assert out is x and out.dtype == dtype and torch.equal(out, expected)
 
 
+@main_property()
 @given(
     st.sampled_from(INTS),
     st.integers(1, 6),
