@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs pytest bench clean
+.PHONY: demo test test-deep mutants lint typecheck docs pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,9 +34,20 @@ pytest: $(STAMP)
 
 test: lint typecheck docs pytest
 
+# By hand, not in CI: 2000 freshly drawn examples of every hypothesis property
+test-deep: $(STAMP)
+	HYPOTHESIS_PROFILE=deep $(PY) -m pytest -n 2 -p no:cacheprovider tests/test_functional_properties.py \
+		tests/test_functional_ints.py tests/test_functional_dense.py tests/test_loss.py tests/test_metrics.py $(ARGS)
+
+# By hand, not in CI: mutation testing of the kernels and the callback ([tool.mutmut] in pyproject.toml; hours on
+# 2 cores, about 9 mutants a minute). Lists the mutants no test kills; `$(VENV)/bin/mutmut show NAME` prints one.
+mutants: $(STAMP)
+	CI=1 OMP_NUM_THREADS=1 nice -n 10 $(VENV)/bin/mutmut run --max-children 2 $(ARGS); \
+		$(VENV)/bin/mutmut results
+
 bench: $(STAMP)
 	$(PY) -m pip install kornia
 	PY=$(PY) sh bench/run_all.sh $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis site
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis site mutants
