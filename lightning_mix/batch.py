@@ -3,7 +3,8 @@
 Lightning hands the same batch object to ``on_train_batch_start`` and to ``training_step`` and ignores what a
 callback's hook returns, so a mixing callback must edit the batch *container*: a list item, a dict entry, an
 attribute of a dataclass or any other object, or whatever user-supplied getter and setter callables reach.
-Tuples and other immutable containers cannot be edited and are refused with a message that says how to fix it.
+Tuples cannot take new items: their tensors can only be changed in place (the callback does so when they belong
+to the step); other immutable containers are refused with a message that says how to fix it.
 
 Nothing here imports Lightning.
 
@@ -41,7 +42,8 @@ TARGET_NAMES = ("target", "targets", "label", "labels", "y")
 
 _FIX = (
     "Lightning passes the same batch object to `training_step` and ignores what callbacks return, so the batch "
-    "must be edited in place: make your collate function return a list or a dict, or pass `getter` and `setter`."
+    "must be edited in place: make your collate function (or your `on_after_batch_transfer`, which may rebuild "
+    "the batch) return a list or a dict, or pass `getter` and `setter`."
 )
 
 
@@ -76,10 +78,8 @@ class BatchAccess:
         >>> batch = [torch.zeros(2, 3), torch.tensor([0, 1])]
         >>> BatchAccess().locate(batch, with_target=True)
         (0, 1)
-        >>> BatchAccess().locate(tuple(batch), with_target=True)
-        Traceback (most recent call last):
-        ...
-        TypeError: Expected `batch` to be a mutable container ... but got 'tuple'. ...
+        >>> BatchAccess().frozen(tuple(batch)), BatchAccess().frozen(batch)
+        (True, False)
     """
 
     input_key: Key | None = None
@@ -124,7 +124,9 @@ class BatchAccess:
             named_input = "input" if self.input_key is None else self.input_key
             named_target = "target" if self.target_key is None else self.target_key
             return named_input, named_target if with_target else None
-        if isinstance(batch, Tensor) or (isinstance(batch, Sequence) and not isinstance(batch, MutableSequence)):
+        if isinstance(batch, Tensor) or (
+            isinstance(batch, Sequence) and not isinstance(batch, MutableSequence | tuple)
+        ):
             raise TypeError(
                 expected("batch", "a mutable container (list, dict, dataclass or other object)", _kind(batch), _FIX)
             )
@@ -132,9 +134,18 @@ class BatchAccess:
             raise TypeError(expected("batch", "a mutable mapping such as a dict", _kind(batch), _FIX))
         input_key = self._resolve(batch, "input_key", self.input_key, 0, INPUT_NAMES)
         target_key = self._resolve(batch, "target_key", self.target_key, 1, TARGET_NAMES) if with_target else None
-        if not isinstance(batch, Mapping | MutableSequence):
+        if not isinstance(batch, Mapping | MutableSequence | tuple):
             self._check_settable(batch, input_key)
         return input_key, target_key
+
+    def frozen(self, batch: Any) -> bool:
+        """Whether ``batch`` is a tuple (named or not), whose items can only be changed in place.
+
+        Example:
+            >>> BatchAccess().frozen((1, 2)), BatchAccess().frozen([1, 2])
+            (True, False)
+        """
+        return self.getter is None and isinstance(batch, tuple)
 
     def get(self, batch: Any, key: Key) -> Tensor:
         """Return the tensor stored at ``key``.
@@ -170,6 +181,9 @@ class BatchAccess:
         """
         if self.setter is not None:
             self.setter(batch, key, value)
+        elif self.frozen(batch):
+            if batch[key] is not value:
+                raise TypeError(expected("batch", "a mutable container", _kind(batch), _FIX))
         elif _indexable(batch):
             batch[key] = value
         else:
