@@ -26,6 +26,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning import Callback, LightningModule, Trainer, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
 from sklearn.datasets import load_digits
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -39,7 +40,7 @@ from torchmetrics.functional.classification import (
 
 from idioms import classification as cls
 from idioms import hf
-from idioms.base import NUM_CLASSES
+from idioms.base import NUM_CLASSES, confident_
 from idioms.segmentation import IGNORE, SEG_CLASSES, SemanticSegmentationTask
 from lightning_mix import CutMixCallback, MixCallback, MixParams, MixUpCallback
 from tiny_trainer import make_trainer
@@ -65,6 +66,11 @@ parametrize_callbacks = pytest.mark.parametrize("make_callback", CALLBACKS)
 # ---------------------------------------------------------------------------------------------------------- data
 
 
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    torch.manual_seed(0)  # the networks' initial weights
+
+
 @functools.cache
 def digits() -> tuple[Tensor, Tensor]:
     """sklearn's 8×8 digits as ``(N, 1, 8, 8)`` float32 in [0, 1] and int64 class indices."""
@@ -77,8 +83,10 @@ def train_val(n_train: int = 16, n_val: int = 8) -> tuple[tuple[Tensor, Tensor],
     return (x[:n_train], y[:n_train]), (x[n_train : n_train + n_val], y[n_train : n_train + n_val])
 
 
-def loaders(labels: Callable[[Tensor], Tensor] = lambda y: y, batch_size: int = 8) -> tuple[DataLoader, DataLoader]:
-    (x, y), (xv, yv) = train_val(2 * batch_size, batch_size)
+def loaders(
+    labels: Callable[[Tensor], Tensor] = lambda y: y, batch_size: int = 8, steps: int = 2
+) -> tuple[DataLoader, DataLoader]:
+    (x, y), (xv, yv) = train_val(steps * batch_size, batch_size)
     return (
         DataLoader(TensorDataset(x, labels(y)), batch_size=batch_size),
         DataLoader(TensorDataset(xv, labels(yv)), batch_size=batch_size),
@@ -164,10 +172,11 @@ def fit(
     train: DataLoader,
     val: DataLoader | None,
     ckpt_path: str | None = None,
+    extra: tuple[Callback, ...] = (),
     **kw: Any,
 ) -> Run:
     recorder = Recorder()
-    trainer = make_trainer(callback, recorder, limit_val_batches=1 if val is not None else 0, **kw)
+    trainer = make_trainer(callback, recorder, *extra, limit_val_batches=1 if val is not None else 0, **kw)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer.fit(module, train, val, ckpt_path=ckpt_path)
@@ -210,7 +219,9 @@ def check_losses(
         assert bool(step.params.mixed.all())
         want = expected(step)
         torch.testing.assert_close(step.loss.float(), want.float(), rtol=tol, atol=tol)
-        assert not torch.allclose(plain(step).float(), want.float(), rtol=1e-3, atol=1e-4), "the mix must show"
+        if plain is not None:
+            gap = (plain(step).float() - want.float()).abs()
+            assert gap > 10 * tol * max(1.0, float(want.abs())), "the mix must show"
 
 
 def check_validation(module: Any, run: Run, name: str, metric: Callable[[Tensor, Tensor], Tensor]) -> None:
@@ -333,14 +344,17 @@ def test_torchgeo_multilabel_int_multi_hot_bce_on_float_and_multilabel_metrics(m
         assert step.target.dtype == torch.int64 and step.target.shape == (8, NUM_CLASSES)
         probs, y = step.logits.sigmoid(), step.target
         expected = {
-            "train_OverallAccuracy": multilabel_accuracy(probs, y, NUM_CLASSES, average="micro"),
-            "train_AverageAccuracy": multilabel_accuracy(probs, y, NUM_CLASSES, average="macro"),
-            "train_F1Score": multilabel_fbeta_score(probs, y, 1.0, NUM_CLASSES, average="micro"),
+            "train_OverallAccuracy": multilabel_accuracy(probs, y, num_labels=NUM_CLASSES, average="micro"),
+            "train_AverageAccuracy": multilabel_accuracy(probs, y, num_labels=NUM_CLASSES, average="macro"),
+            "train_F1Score": multilabel_fbeta_score(probs, y, beta=1.0, num_labels=NUM_CLASSES, average="micro"),
         }
         for name, value in expected.items():
             torch.testing.assert_close(step.metrics[name], value, msg=name)
     check_validation(
-        module, run, "val_OverallAccuracy", lambda z, y: multilabel_accuracy(z.sigmoid(), y, NUM_CLASSES, "micro")
+        module,
+        run,
+        "val_OverallAccuracy",
+        lambda z, y: multilabel_accuracy(z.sigmoid(), y, num_labels=NUM_CLASSES, average="micro"),
     )
 
 
@@ -459,9 +473,11 @@ def test_transformers_vit_with_a_tiny_random_config(make_callback: Callable) -> 
         num_labels=NUM_CLASSES,
     )
     torch.manual_seed(0)
-    module = hf.HFImageClassifier(transformers.ViTForImageClassification(config))
+    model = transformers.ViTForImageClassification(config)
+    confident_(model.classifier)
+    module = hf.HFImageClassifier(model)
     run = fit(module, make_callback(), *dict_loaders(keys=("pixel_values", "labels")))
-    check_losses(run, lambda s: mixed_mean(ce(s), s), plain_ce)
+    check_losses(run, lambda s: mixed_mean(ce(s), s), None)  # a 1-layer ViT's logits hardly depend on the input
     for step in run.steps:
         torch.testing.assert_close(step.metrics["train_acc"], acc(step.logits, step.target))
     assert module.model.config.problem_type == "single_label_classification"
@@ -486,8 +502,11 @@ def pixel_lam(params: MixParams, mask: Tensor) -> Tensor:
     """Each pixel's λ: 0 inside a CutMix box (the partner's pixel), 1 outside; the sample's λ for MixUp."""
     h = torch.arange(mask.shape[-2]).view(1, -1, 1)
     w = torch.arange(mask.shape[-1]).view(1, 1, -1)
-    box = params.box.view(-1, 2, 2, 1, 1)
-    inside = (h >= box[:, 0, 0]) & (h < box[:, 0, 1]) & (w >= box[:, 1, 0]) & (w < box[:, 1, 1])
+    if params.box.shape[1] == 0:  # MixUp only: no box
+        inside = torch.zeros(mask.shape, dtype=torch.bool)
+    else:
+        box = params.box.view(-1, 2, 2, 1, 1)
+        inside = (h >= box[:, 0, 0]) & (h < box[:, 0, 1]) & (w >= box[:, 1, 0]) & (w < box[:, 1, 1])
     cut = (params.mixed & params.cutmix).view(-1, 1, 1)
     return torch.where(cut, (~inside).float(), params.lam.view(-1, 1, 1).expand(mask.shape))
 
@@ -577,7 +596,7 @@ def test_bf16_mixed_precision_on_cpu(make_callback: Callable) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):  # the loss as the step computed it
             return mixed_mean(ce(step), step)
 
-    check_losses(run, expected, plain_ce, tol=1e-2)
+    check_losses(run, expected, plain_ce)
     for step in run.steps:
         torch.testing.assert_close(step.metrics["train_acc"], acc(step.logits, step.target))
     check_validation(module, run, "valid_acc", acc)
@@ -585,7 +604,7 @@ def test_bf16_mixed_precision_on_cpu(make_callback: Callable) -> None:
 
 @pytest.mark.parametrize("make_callback", CALLBACKS[2:])
 def test_resumed_run_mixes_and_interpolates_as_the_uninterrupted_run(make_callback: Callable, tmp_path: Path) -> None:
-    train, _ = loaders(batch_size=4)
+    train, _ = loaders(batch_size=4, steps=4)
 
     def run(ckpt: str | None = None, **kw: Any) -> Run:
         seed_everything(3)
@@ -593,14 +612,13 @@ def test_resumed_run_mixes_and_interpolates_as_the_uninterrupted_run(make_callba
             cls.TorchmetricsDocsModule(), make_callback(), train, None, limit_train_batches=4, ckpt_path=ckpt, **kw
         )
 
-    whole = run()
-    first = run(max_steps=2)
-    first.trainer.save_checkpoint(tmp_path / "mid.ckpt")
-    rest = run(str(tmp_path / "mid.ckpt"))
-    assert len(whole.steps) == 4 and len(first.steps) == 2 and len(rest.steps) == 2
-    for a, b in zip(whole.steps, first.steps + rest.steps, strict=True):
+    saver = ModelCheckpoint(dirpath=tmp_path, filename="{step}", every_n_train_steps=2, save_top_k=-1)
+    whole = run(extra=(saver,), enable_checkpointing=True)
+    rest = run(str(tmp_path / "step=2.ckpt"))
+    assert len(whole.steps) == 4 and len(rest.steps) == 2
+    for a, b in zip(whole.steps[2:], rest.steps, strict=True):
+        # A plain DataLoader restarts its epoch on resume, so the data may differ; the mixing may not.
         assert torch.equal(a.params.lam, b.params.lam) and torch.equal(a.params.partner, b.params.partner)
-        torch.testing.assert_close(a.loss, b.loss)
         torch.testing.assert_close(b.loss, mixed_mean(ce(b), b))
 
 

@@ -18,7 +18,7 @@ from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from torchmetrics import Accuracy
 from torchmetrics.classification import MultilabelAccuracy
 
-from .base import NUM_CLASSES, Recorded
+from .base import NUM_CLASSES, Recorded, confident_
 
 
 @dataclass
@@ -43,6 +43,7 @@ class TinyForImageClassification(nn.Module):
         self.config = config
         self.num_labels = config.num_labels
         self.classifier = nn.Linear(64, config.num_labels)
+        confident_(self.classifier)
 
     def forward(self, pixel_values: Tensor, labels: Tensor | None = None) -> ImageClassifierOutput:
         logits = self.classifier(pixel_values.flatten(1))

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-from .base import Recorded
+from .base import Recorded, confident_
 
 SEG_CLASSES = 4
 IGNORE = 255
@@ -29,6 +29,7 @@ class SemanticSegmentationTask(Recorded):
         super().__init__()
         self.save_hyperparameters()
         self.model = nn.Conv2d(3, num_classes, kernel_size=1)
+        confident_(self.model)
         self.criterion = nn.CrossEntropyLoss(ignore_index=ignore_index, weight=class_weights)
         metrics = MetricCollection(
             {
