@@ -1,6 +1,7 @@
-"""Every ```python block of the README runs, in order, in one namespace (later blocks may use earlier ones).
+"""Every ```python block of the README and of each docs guide runs, in order, in one namespace per page.
 
-A block preceded by the line ``<!-- skip -->`` is not run; use it sparingly.
+Later blocks of a page may use names defined by earlier ones. A block preceded by the line ``<!-- skip -->`` is
+not run; use it sparingly.
 """
 
 import re
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+GUIDES = sorted((ROOT / "docs").glob("*.md"))
 BLOCK = re.compile(r"(?P<skip><!-- skip -->\n)?```python\n(?P<code>.*?)```", re.DOTALL)
 
 
@@ -27,21 +30,25 @@ def test_block_extraction() -> None:
     assert python_blocks(text) == [(3, "x = 1\n")]
 
 
+def test_the_readme_shows_runnable_code() -> None:
+    assert len(python_blocks(README.read_text(encoding="utf-8"))) >= 5
+
+
 @pytest.mark.filterwarnings("ignore:.*does not have many workers.*", "ignore::DeprecationWarning")
 @pytest.mark.filterwarnings("ignore:.*args parameter is intended to run from within Python.*")
-def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("page", [README, *GUIDES], ids=lambda page: str(page.relative_to(ROOT)))
+def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # anything a block writes lands here
     monkeypatch.setattr("sys.argv", ["readme"])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models, and pytest-xdist already keeps every core busy
-    blocks = python_blocks(README.read_text(encoding="utf-8"))
-    assert len(blocks) >= 5
+    name = str(page.relative_to(ROOT))
     namespace: dict[str, object] = {"__name__": "__readme__"}
     try:
-        for line, code in blocks:
+        for line, code in python_blocks(page.read_text(encoding="utf-8")):
             try:
-                exec(compile(code, f"README.md:{line}", "exec"), namespace)
+                exec(compile(code, f"{name}:{line}", "exec"), namespace)
             except Exception as error:
-                raise AssertionError(f"the python block at README.md line {line} failed: {error!r}") from error
+                raise AssertionError(f"the python block at {name} line {line} failed: {error!r}") from error
     finally:
         torch.set_num_threads(threads)
