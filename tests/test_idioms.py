@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -359,14 +360,20 @@ def test_torchgeo_multilabel_int_multi_hot_bce_on_float_and_multilabel_metrics(m
 
 
 @parametrize_callbacks
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bool], ids=["float", "bool"])
-def test_binary_one_logit_bce_with_logits_and_binary_accuracy(make_callback: Callable, dtype: torch.dtype) -> None:
-    module = cls.BinaryTask()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bool, torch.int64], ids=["float", "bool", "int64"])
+@pytest.mark.parametrize("pos_weight", [None, torch.tensor(3.0)], ids=["plain", "pos_weight"])
+def test_binary_one_logit_bce_with_logits_and_binary_accuracy(
+    make_callback: Callable, dtype: torch.dtype, pos_weight: Tensor | None
+) -> None:
+    module = cls.BinaryTask(pos_weight)
     run = fit(module, make_callback(), *loaders(labels=lambda y: (y >= 5).to(dtype)))
-    bce = lambda s: lambda y: F.binary_cross_entropy_with_logits(s.logits, y.float(), reduction="none")  # noqa: E731
-    check_losses(
-        run, lambda s: mixed_mean(bce(s), s), lambda s: F.binary_cross_entropy_with_logits(s.logits, s.target.float())
-    )
+
+    def bce(step: Step, reduction: str = "none") -> Callable[[Tensor], Tensor]:
+        return lambda y: F.binary_cross_entropy_with_logits(
+            step.logits, y.float(), pos_weight=pos_weight, reduction=reduction
+        )
+
+    check_losses(run, lambda s: mixed_mean(bce(s), s), lambda s: bce(s, "mean")(s.target))
     binary_acc = lambda z, y: ((z > 0) == y.bool()).float().mean()  # noqa: E731
     for step in run.steps:
         assert step.target.dtype == dtype and step.target.shape == (8,)
@@ -375,13 +382,15 @@ def test_binary_one_logit_bce_with_logits_and_binary_accuracy(make_callback: Cal
 
 
 @parametrize_callbacks
-def test_label_smoothing_in_the_loss_and_top5_accuracy(make_callback: Callable) -> None:
-    module = cls.SmoothedTop5Module(label_smoothing=0.1)
+@pytest.mark.parametrize("class_weights", [None, torch.linspace(0.5, 2.0, NUM_CLASSES)], ids=["unweighted", "weighted"])
+def test_label_smoothing_in_the_loss_and_top5_accuracy(make_callback: Callable, class_weights: Tensor | None) -> None:
+    module = cls.SmoothedTop5Module(label_smoothing=0.1, class_weights=class_weights)
     run = fit(module, make_callback(), *loaders())
+    weights = torch.ones(NUM_CLASSES) if class_weights is None else class_weights
     check_losses(
         run,
-        lambda s: mixed_mean(ce(s, label_smoothing=0.1), s),
-        lambda s: F.cross_entropy(s.logits, s.target, label_smoothing=0.1),
+        lambda s: mixed_weighted_mean(ce(s, weight=class_weights, label_smoothing=0.1), weighted(weights), s),
+        lambda s: F.cross_entropy(s.logits, s.target, weight=class_weights, label_smoothing=0.1),
     )
     top5 = lambda z, y: (z.topk(5, dim=-1).indices == y.unsqueeze(-1)).any(-1).float().mean()  # noqa: E731
     for step in run.steps:
@@ -410,22 +419,31 @@ def test_num_classes_only_in_a_nested_hyperparameter(make_callback: Callable) ->
 
 
 @parametrize_callbacks
-def test_registered_custom_focal_loss(make_callback: Callable) -> None:
-    from idioms.focal import FocalModule, focal_loss
+@pytest.mark.parametrize("form", ["function", "module-class"])
+def test_registered_custom_focal_loss(make_callback: Callable, form: str) -> None:
+    from idioms.focal import FocalModule, FocalModuleClass, focal_loss, focal_terms
 
-    module = FocalModule()
+    module = FocalModule() if form == "function" else FocalModuleClass()
     run = fit(module, make_callback(), *loaders())
-
-    def focal(step: Step) -> Callable[[Tensor], Tensor]:
-        def unreduced(y: Tensor) -> Tensor:
-            logp = F.log_softmax(step.logits, dim=1).gather(1, y.unsqueeze(1)).squeeze(1)
-            return -((1 - logp.exp()) ** 2) * logp
-
-        return unreduced
-
+    focal = lambda s: lambda y: focal_terms(s.logits, y)  # noqa: E731
     check_losses(run, lambda s: mixed_mean(focal(s), s), lambda s: focal(s)(s.target).mean())
     _, logits, y = module.val_seen[-1]
     torch.testing.assert_close(run.trainer.callback_metrics["val_loss"], focal_loss(logits, y))
+
+
+@parametrize_callbacks
+def test_registered_torchvision_sigmoid_focal_loss_on_multi_hot_rows_summed(make_callback: Callable) -> None:
+    from torchvision.ops import sigmoid_focal_loss
+
+    from idioms.focal import SigmoidFocalMultiLabelTask
+
+    run = fit(SigmoidFocalMultiLabelTask(), make_callback(), *loaders(labels=multi_hot))
+    focal = lambda s: lambda y: sigmoid_focal_loss(s.logits, y.float(), alpha=0.25, gamma=2.0)  # noqa: E731
+    check_losses(
+        run,
+        lambda s: mixed_mean(focal(s), s) * NUM_CLASSES,  # summed over the classes, averaged over the batch
+        lambda s: focal(s)(s.target).sum() / 8,
+    )
 
 
 # --------------------------------------------------------------------------------------- a HuggingFace-style model
@@ -561,6 +579,7 @@ def test_a_loss_that_never_reads_the_mixed_labels_warns_once(make_callback: Call
     assert len(unread) == 1, run.warnings
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes need Python 3.11")
 @parametrize_callbacks
 def test_a_step_that_raises_on_mixed_labels_gets_a_note(make_callback: Callable) -> None:
     with pytest.raises(ValueError, match=r"Expected targets of shape \(8, 10\), but got \(8,\)") as error:
@@ -665,7 +684,7 @@ def test_two_process_ddp_each_rank_interpolates_its_own_mix(make_callback: Calla
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(RankRecorder(str(tmp_path)), loaders()[0])
+    trainer.fit(RankRecorder(str(tmp_path)), loaders(steps=4)[0])  # the distributed sampler halves the batches
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     for records in ranks:
         assert len(records) == 2

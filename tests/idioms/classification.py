@@ -278,10 +278,10 @@ class BinaryTask(Recorded):
     a single-logit head and torchmetrics' ``BinaryAccuracy``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pos_weight: Tensor | None = None) -> None:
         super().__init__()
         self.model = tiny_net(1)
-        self.criterion = nn.BCEWithLogitsLoss()
+        self.criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
         self.train_acc = BinaryAccuracy()
         self.val_acc = BinaryAccuracy()
 
@@ -313,10 +313,10 @@ class SmoothedTop5Module(Recorded):
     ``utils.accuracy(output, target, topk=(1, 5))``), in a LightningModule with torchmetrics.
     """
 
-    def __init__(self, label_smoothing: float = 0.1) -> None:
+    def __init__(self, label_smoothing: float = 0.1, class_weights: Tensor | None = None) -> None:
         super().__init__()
         self.model = tiny_net()
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.criterion = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
         self.acc1 = MulticlassAccuracy(num_classes=10, average="micro")
         self.acc5 = MulticlassAccuracy(num_classes=10, average="micro", top_k=5)
         self.val_acc5 = MulticlassAccuracy(num_classes=10, average="micro", top_k=5)
