@@ -34,8 +34,9 @@ def focal_loss(input: Tensor, target: Tensor, gamma: float = 2.0, reduction: str
 class FocalModule(Recorded):
     """A custom functional focal loss, registered with ``lightning_mix.register_loss``.
 
-    Idiom: the functional focal losses of kornia (kornia/losses/focal.py, ``focal_loss(pred, target, alpha, gamma,
-    reduction)``) and torchvision (torchvision/ops/focal_loss.py), called from ``training_step``.
+    Idiom: the functional focal losses of kornia/kornia (kornia/losses/focal.py,
+    ``focal_loss(pred, target, alpha, gamma, reduction)``) and pytorch/vision (torchvision/ops/focal_loss.py),
+    called from ``training_step``.
     """
 
     def __init__(self) -> None:
@@ -87,8 +88,9 @@ class SigmoidFocalMultiLabelTask(Recorded):
 class FocalLoss(nn.Module):
     """A focal-loss module with a ``reduction`` attribute, registered as a class (every instance reads the mix).
 
-    Idiom: the focal-loss modules of segmentation_models_pytorch (smp/losses/focal.py, ``FocalLoss(mode=...)``) and
-    kornia (kornia/losses/focal.py, ``FocalLoss(alpha, gamma, reduction)``).
+    Idiom: the focal-loss modules of qubvel-org/segmentation_models.pytorch
+    (segmentation_models_pytorch/losses/focal.py, ``FocalLoss(mode=...)``) and
+    kornia/kornia (kornia/losses/focal.py, ``FocalLoss(alpha, gamma, reduction)``).
     """
 
     def __init__(self, gamma: float = 2.0, reduction: str = "mean") -> None:
