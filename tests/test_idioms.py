@@ -570,7 +570,9 @@ def test_torchgeo_segmentation_int_mask_with_ignore_index(
 
 @parametrize_callbacks
 @pytest.mark.parametrize(
-    "module_class", [cls.RecreatedLabelsModule, cls.UnregisteredFocalModule], ids=["torch.tensor", "unregistered"]
+    "module_class",
+    [cls.RecreatedLabelsModule, cls.UnregisteredFocalModule, cls.TimmSmoothingModule],
+    ids=["torch.tensor", "unregistered", "timm"],
 )
 def test_a_loss_that_never_reads_the_mixed_labels_warns_once(make_callback: Callable, module_class: type) -> None:
     run = fit(module_class(), make_callback(), *loaders())

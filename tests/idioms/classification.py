@@ -408,6 +408,28 @@ class UnregisteredFocalModule(TorchmetricsDocsModule):
         return unregistered_focal_loss(logits, y)
 
 
+class TimmSmoothingModule(TorchmetricsDocsModule):
+    """timm's ``LabelSmoothingCrossEntropy`` as the criterion: it gathers the own labels' log-probabilities and has
+    no ``reduction`` to register, so it trains on the own labels (the callback warns).
+
+    Idiom: huggingface/pytorch-image-models timm/loss/cross_entropy.py (``LabelSmoothingCrossEntropy``), the
+    criterion of timm-based LightningModules.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from timm.loss import LabelSmoothingCrossEntropy
+
+        self.criterion = LabelSmoothingCrossEntropy(smoothing=0.1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x, y = batch
+        preds = self(x)
+        self.record(preds)
+        loss: Tensor = self.criterion(preds, y)
+        return loss
+
+
 def dense_dice_loss(logits: Tensor, target: Tensor) -> Tensor:
     """A Dice loss written for dense ``(B, C)`` targets, as modules written for soft targets have."""
     if target.shape != logits.shape:
