@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
-
 import dataclasses
 import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -27,7 +26,7 @@ from lightning_mix.functional._checks import (
     check_probability,
     expected,
 )
-from lightning_mix.labels import MixedLabels, _make, _Reads, mix_labels_
+from lightning_mix.labels import _make, _Mix, mix_labels_
 from lightning_mix.seeding import step_seed
 from lightning_mix.shuffling import loader_shuffles
 from lightning_mix.visual import send_images
@@ -89,9 +88,7 @@ def _find_num_classes(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int
         nested = {k: v for k, v in _nested_classes(hparams, "pl_module.hparams").items() if k not in sources}
         values = {int(v) if isinstance(v, int) else v for v in nested.values()}
         if len(values) > 1:
-            raise ValueError(
-                expected("num_classes", "unambiguous", nested, "Pass `num_classes=` to the callback.")
-            )
+            raise ValueError(expected("num_classes", "unambiguous", nested, "Pass `num_classes=` to the callback."))
         sources.update(nested)
     sources["trainer.datamodule.num_classes"] = getattr(getattr(trainer, "datamodule", None), "num_classes", None)
     for name, value in sources.items():
@@ -121,20 +118,20 @@ _NOTE_LABELS = (
     "losses) interpolate; every other operation sees the plain labels."
 )
 _FIXES_LABELS = (
-    "register a custom loss with `lightning_mix.register_loss`, pass `targets=\"soft\"` for dense (B, C) float "
-    "targets, or `targets=\"none\"` to mix the inputs only and interpolate the loss yourself (`mixed_loss`)."
+    'register a custom loss with `lightning_mix.register_loss`, pass `targets="soft"` for dense (B, C) float '
+    'targets, or `targets="none"` to mix the inputs only and interpolate the loss yourself (`mixed_loss`).'
 )
 _NOTE_SOFT = "`y` holds float32 soft targets: (B, C) rows, or (B, C, *spatial) for masks, instead of class indices."
 _FIXES_SOFT = (
     "use a loss that takes probability targets (F.cross_entropy, SoftTargetLoss), or the default "
-    "`targets=\"labels\"`, which keeps `y` as class indices that losses interpolate."
+    '`targets="labels"`, which keeps `y` as class indices that losses interpolate.'
 )
 _UNREAD = (
     "{name}: no loss read the mixed labels of a mixed training step, so the step trained on the samples' own "
     "labels only, not on the mix. Likely causes: the labels were re-created (e.g. with `torch.tensor(y)`, "
     "`F.one_hot(y)` or `y.tolist()`) before the loss, or the loss is a custom one lightning-mix does not know. "
-    "Fixes: register the loss with `lightning_mix.register_loss` (a function with `reduction=\"none\"`, or an "
-    "nn.Module class), pass the labels to the loss as they are, or use `targets=\"soft\"` (dense float targets)."
+    'Fixes: register the loss with `lightning_mix.register_loss` (a function with `reduction="none"`, or an '
+    'nn.Module class), pass the labels to the loss as they are, or use `targets="soft"` (dense float targets).'
 )
 
 
@@ -150,11 +147,12 @@ class MixCallback(Callback):
     Lightning has already moved to the device. Lightning ignores the hook's return value and passes the same
     object to ``training_step``, so the callback edits the batch container in place: it puts the mixed input and
     the mixed target back at the input and target keys. Validation, test, predict and the sanity check are never
-    touched. The input is mixed in its own memory when the tensor owns it; when it is a view of, or shares memory
-    with, a larger tensor (a dataset kept on the device and sliced per batch), a copy is mixed and put in the
-    batch, so user data are never modified. A tuple batch cannot take new items: its tensors are mixed in place
-    when they belong to the step (the target object itself becomes the :class:`~lightning_mix.MixedLabels`),
-    and refused otherwise.
+    touched. The input is mixed in its own memory only when nothing but the batch can see it
+    (:func:`~lightning_mix.batch.owns_memory`: a fresh collated, pinned or device copy); an input the loader's
+    owner still holds (``self.x``, a view or ``detach()`` of it, a cached batch, NumPy memory) is mixed in a copy
+    put in the batch, so user data are never modified. A tuple batch cannot take new items: its tensors are mixed
+    in place when nothing else holds them (the target object itself becomes the
+    :class:`~lightning_mix.MixedLabels`), and refused otherwise.
 
     The target takes one of three forms (``targets``):
 
@@ -204,9 +202,10 @@ class MixCallback(Callback):
             ``RandomSampler`` or a ``DistributedSampler`` with ``shuffle=True``), else ``"random"``; decided at
             train start and at the start of every epoch.
         targets: the form of the mixed target: ``"labels"``, ``"soft"`` or ``"none"`` (see above).
-        label_smoothing: ε folded into the soft targets built from class indices (``targets="soft"`` only; smooth
-            in one place only: not also in the loss). With ``"labels"``, smooth in the loss
-            (``F.cross_entropy(..., label_smoothing=ε)``).
+        label_smoothing: ε of label smoothing. ``"soft"``: folded into the targets built from class indices.
+            ``"labels"``: carried by the :class:`~lightning_mix.MixedLabels` and applied by the losses that read
+            them (cross-entropy towards 1/C, binary cross-entropy towards 1/2; registered losses refuse it).
+            Smooth in one place only: not also in the loss.
         num_classes: number of classes for class-index targets with ``targets="soft"``; when None, read from
             the LightningModule's ``num_classes`` attribute, its ``hparams.num_classes``, a HuggingFace-style
             ``config.num_labels`` on it or on its ``model``, a ``num_classes``/``num_labels`` nested in its
@@ -316,12 +315,8 @@ class MixCallback(Callback):
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
         check_int("num_classes", num_classes, 1, optional=True)
         self.num_classes = None if num_classes is None else int(num_classes)
-        if self.targets != "soft" and self.label_smoothing > 0:
-            hint = (
-                "Smooth in the loss, e.g. `F.cross_entropy(logits, y, label_smoothing=0.1)`, which reads the mixed "
-                'labels, or build smoothed soft targets with `targets="soft"`.'
-            )
-            raise ValueError(expected("label_smoothing", f'0 with targets="{self.targets}"', label_smoothing, hint))
+        if self.targets == "none" and self.label_smoothing > 0:
+            raise ValueError(expected("label_smoothing", '0 with targets="none"', label_smoothing))
         self.access = BatchAccess(input_key, target_key, getter, setter)
         self.cut_dims = _check_cut_dims(cut_dims)
         check_int("ignore_index", ignore_index, optional=True)
@@ -352,7 +347,7 @@ class MixCallback(Callback):
         self._checked_input = False  # the first mixed input of a fit was checked for non-finite values
         self._image_epoch = -1
         self._warnings = WarningCache()
-        self._reads: _Reads | None = None  # the read flag of this step's mixed labels, until the batch ends
+        self._reads: _Mix | None = None  # the read flag of this step's mixed labels, until the batch ends
         self._mixed_step = False  # the step in progress trains on mixed targets
 
     @property
@@ -447,24 +442,28 @@ class MixCallback(Callback):
             raise ValueError(
                 expected(
                     "the input",
-                    "values that MixUp can blend, not indices: int32/int64 inputs of shape (B, L) are taken as token ids",
+                    "values MixUp can blend, not indices (int32/int64 inputs of shape (B, L) are taken as token ids)",
                     f"{x.dtype} of shape {tuple(x.shape)}",
                     "Blended token ids are meaningless: mix the embeddings inside your module instead, with "
-                    "`lightning_mix.functional` (`sample_mix_params`, `mix_`) and `targets=\"none\"`, or use CutMix.",
+                    '`lightning_mix.functional` (`sample_mix_params`, `mix_`) and `targets="none"`, or use CutMix.',
                 )
             )
         frozen = self.access.frozen(batch)
         if frozen:
-            self._check_frozen(x, target)
+            self._check_frozen(type(batch).__name__, x, target)
         step, self._step = self._step, self._step + 1
         if self._seed is None:
             self._seed = self.seed if self.seed is not None else torch.initial_seed()
         cut_dims = self._cut_dims(x)
         cut_sizes = tuple(int(x.shape[d]) for d in cut_dims) if self.has_cutmix else ()
+        if x.shape[0] == 0:  # nothing to mix: the batch passes through untouched, and still counts as a step
+            self.last_params, self.last_target = self._unmixed(x, cut_sizes), target
+            return
         mixing = self.enabled and self._in_epochs(trainer)
         if mixing:
             params = self._sample(x, cut_sizes, self._seed, trainer.global_rank, step)
-            if not owns_memory(x):
+            # References to `x`: the batch container's and this variable; any other holder gets a mixed copy.
+            if not owns_memory(x, references=2):
                 x = x.clone()
             # Checking that the input is finite reads it (a host sync on an accelerator): first mixed batch only.
             mix_(x, params, cut_dims=cut_dims, workspace=self._workspace, validate_args=not self._checked_input)
@@ -516,11 +515,12 @@ class MixCallback(Callback):
         else:  # pragma: no cover - Python 3.10: say it next to the traceback
             warnings.warn(note, UserWarning, stacklevel=2)
 
-    def _check_frozen(self, x: Tensor, target: Tensor | None) -> None:
+    def _check_frozen(self, kind: str, x: Tensor, target: Tensor | None) -> None:
         """A tuple batch is mixed in place: only when its tensors belong to the step, and not into soft targets."""
         if self.targets == "soft" and target is not None:
             problem = 'targets="soft", which replaces the target by a new tensor'
-        elif not owns_memory(x) or (target is not None and not owns_memory(target)):
+        # references: the tuple's, the hook's variable and this method's parameter
+        elif not owns_memory(x, references=3) or (target is not None and not owns_memory(target, references=3)):
             problem = "tensors that share memory with other tensors (user data), which must not be changed"
         else:
             return
@@ -529,7 +529,7 @@ class MixCallback(Callback):
                 "batch",
                 "a mutable container (list, dict, dataclass or other object), or a tuple of tensors that belong to "
                 "the step",
-                f"a tuple with {problem}",
+                f"a {kind} with {problem}",
                 "Lightning passes the same batch object to `training_step` and ignores what callbacks return. Make "
                 "your collate function (or your `on_after_batch_transfer`, which may rebuild the batch) return a "
                 "list or a dict, or pass `getter` and `setter`.",
@@ -572,12 +572,12 @@ class MixCallback(Callback):
         if frozen:  # a tuple: the target object itself becomes the mixed labels
             before = target.detach()  # a plain alias of the values before mixing
             if own is not target:
-                target.set_(own)
-            labels = mix_labels_(target, partner_labels, lam)
+                target.set_(own)  # type: ignore[call-overload]
+            labels = mix_labels_(target, partner_labels, lam, label_smoothing=self.label_smoothing)
         else:
-            labels = _make(own, partner_labels, lam, _Reads())
+            labels = _make(own, partner_labels, lam, _Mix(self.label_smoothing))
             self.access.set(batch, key, labels)
-        self._reads = labels._reads
+        self._reads = labels._mix
         return before
 
     @override
@@ -667,7 +667,7 @@ class MixCallback(Callback):
             label_smoothing=self.label_smoothing,
             ignore_index=self.ignore_index,
             mask_mixup=self.mask_mixup,
-            copy=not owns_memory(target),
+            copy=True,  # a CutMix mask is pasted into a copy: the loader may hold it, and `last_target` does
             validate_args=not self._validated,
         )
         self._validated = True

@@ -40,29 +40,27 @@ from typing import Any, TypeVar, overload
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.modules.loss import _Reduction
+from torch.nn import _reduction
 
-from lightning_mix.functional._checks import expected
+from lightning_mix.functional._checks import check_probability, expected
 from lightning_mix.functional.accuracy import _mixed_label_accuracy, mixed_accuracy
 from lightning_mix.functional.loss import _TINY, soft_target_binary_cross_entropy, soft_target_cross_entropy
 
 __all__ = ["MixedLabels", "register_loss"]
 
 _Disabled = torch._C.DisableTorchFunctionSubclass
-Mass = Callable[..., Tensor]
+Mass = Callable[..., Tensor | None]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-class _Reads:
-    """Shared by every tensor derived from one set of mixed labels: whether a loss has read the mix."""
+class _Mix:
+    """What every tensor derived from one set of mixed labels shares: ε, and whether a loss read the mix."""
 
-    __slots__ = ("read",)
+    __slots__ = ("label_smoothing", "read")
 
-    def __init__(self) -> None:
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = label_smoothing
         self.read = False
-
-    def __reduce__(self) -> tuple[type[_Reads], tuple[()]]:
-        return _Reads, ()
 
 
 class MixedLabels(Tensor):
@@ -89,6 +87,10 @@ class MixedLabels(Tensor):
         partner_labels: the partners' labels, same shape and dtype as ``labels``.
         lam: the weight of the own labels, a floating tensor broadcastable to ``labels.shape`` (e.g. ``(B,)``
             per sample for ``(B,)`` labels, ``(B, 1, 1)`` for ``(B, H, W)`` masks); kept as float32.
+        label_smoothing: ε applied by the losses that know the mix, on top of their own: cross-entropy (and
+            ``F.nll_loss``, as cross-entropy of log-probabilities) smooths towards ``1/C``, binary cross-entropy
+            towards ``1/2`` (``t' = (1 − ε)·t + ε/2``); a loss smoothing by ε' as well smooths by
+            ``1 − (1 − ε)(1 − ε')`` in all. Registered losses refuse ε > 0.
 
     Attributes:
         partner_labels: a plain tensor of the partners' labels.
@@ -110,9 +112,12 @@ class MixedLabels(Tensor):
 
     partner_labels: Tensor
     lam: Tensor
-    _reads: _Reads
+    _mix: _Mix
 
-    def __new__(cls, labels: Tensor, partner_labels: Tensor, lam: Tensor) -> MixedLabels:  # noqa: D102
+    def __new__(  # noqa: D102
+        cls, labels: Tensor, partner_labels: Tensor, lam: Tensor, label_smoothing: float = 0.0
+    ) -> MixedLabels:
+        label_smoothing = check_probability("label_smoothing", label_smoothing)
         for name, value in (("labels", labels), ("partner_labels", partner_labels), ("lam", lam)):
             if not isinstance(value, Tensor):
                 raise TypeError(expected(name, "a torch.Tensor", type(value).__name__))
@@ -130,7 +135,7 @@ class MixedLabels(Tensor):
         except RuntimeError:
             requirement = f"broadcastable to the labels' shape {tuple(labels.shape)}"
             raise ValueError(expected("lam.shape", requirement, tuple(lam.shape))) from None
-        return _make(labels, partner_labels, full, _Reads())
+        return _make(labels, partner_labels, full, _Mix(label_smoothing))
 
     @property
     def labels(self) -> Tensor:
@@ -138,9 +143,14 @@ class MixedLabels(Tensor):
         return _plain(self)
 
     @property
+    def label_smoothing(self) -> float:
+        """The ε the losses that know the mix smooth with (the callback's ``label_smoothing``), 0 by default."""
+        return self._mix.label_smoothing
+
+    @property
     def read(self) -> bool:
         """Whether a loss that knows the mix has read these labels (or one derived from the same mix)."""
-        return self._reads.read
+        return self._mix.read
 
     @classmethod
     def __torch_function__(
@@ -156,19 +166,21 @@ class MixedLabels(Tensor):
         with _Disabled():
             return func(*args, **kwargs)
 
-    def __repr__(self, *, tensor_contents: Any = None) -> str:
+    def __repr__(self, *, tensor_contents: Any = None) -> str:  # type: ignore[override]
         with _Disabled():
             own, partner, lam = _plain(self), self.partner_labels, self.lam
             return f"MixedLabels({own!r}, partner_labels={partner!r}, lam={lam!r})"
 
     def __deepcopy__(self, memo: dict[int, Any]) -> MixedLabels:
         with _Disabled():
-            copied = _make(_plain(self).clone(), self.partner_labels.clone(), self.lam.clone(), _Reads())
+            copied = _make(
+                _plain(self).clone(), self.partner_labels.clone(), self.lam.clone(), _Mix(self.label_smoothing)
+            )
         memo[id(self)] = copied
         return copied
 
-    def __reduce_ex__(self, protocol: Any) -> tuple[Callable[..., MixedLabels], tuple[Tensor, Tensor, Tensor]]:
-        return MixedLabels, (_plain(self).clone(), self.partner_labels, self.lam.contiguous())
+    def __reduce_ex__(self, protocol: Any) -> tuple[Callable[..., MixedLabels], tuple[Tensor, Tensor, Tensor, float]]:
+        return MixedLabels, (_plain(self).clone(), self.partner_labels, self.lam.contiguous(), self.label_smoothing)
 
 
 def _plain(t: Tensor) -> Tensor:
@@ -179,17 +191,17 @@ def _plain(t: Tensor) -> Tensor:
         return t.as_subclass(Tensor)
 
 
-def _make(own: Tensor, partner: Tensor, lam: Tensor, reads: _Reads) -> MixedLabels:
+def _make(own: Tensor, partner: Tensor, lam: Tensor, reads: _Mix) -> MixedLabels:
     out = own.as_subclass(MixedLabels) if type(own) is Tensor else _plain(own).as_subclass(MixedLabels)
     _attach(out, partner, lam, reads)
-    return out  # type: ignore[return-value]
+    return out
 
 
-def _attach(t: Tensor, partner: Tensor, lam: Tensor, reads: _Reads) -> None:
-    t.partner_labels, t.lam, t._reads = partner, lam, reads  # type: ignore[attr-defined]
+def _attach(t: Tensor, partner: Tensor, lam: Tensor, reads: _Mix) -> None:
+    t.partner_labels, t.lam, t._mix = partner, lam, reads  # type: ignore[attr-defined]
 
 
-def mix_labels_(target: Tensor, partner_labels: Tensor, lam: Tensor) -> MixedLabels:
+def mix_labels_(target: Tensor, partner_labels: Tensor, lam: Tensor, *, label_smoothing: float = 0.0) -> MixedLabels:
     """Turn the tensor object ``target`` itself into mixed labels, in place; its values are left as they are.
 
     For containers that cannot take a new item (a tuple batch): the object the container holds becomes a
@@ -199,7 +211,7 @@ def mix_labels_(target: Tensor, partner_labels: Tensor, lam: Tensor) -> MixedLab
     if type(target) is not Tensor:
         raise TypeError(expected("target", "a plain torch.Tensor", type(target).__name__))
     target.__class__ = MixedLabels
-    _attach(target, partner_labels, lam.to(torch.float32), _Reads())
+    _attach(target, partner_labels, lam.to(torch.float32), _Mix(label_smoothing))
     return target  # type: ignore[return-value]
 
 
@@ -210,10 +222,10 @@ def _keep_reshaped(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
     self: MixedLabels = args[0]
     with _Disabled():
         own = func(*args, **kwargs)
-        if own is self or not isinstance(own, Tensor) or own.numel() != self.numel():  # e.g. view(dtype)
+        if own is self or not isinstance(own, Tensor) or own.dtype != self.dtype:  # e.g. view(dtype): plain
             return own
         # every shape op here keeps the row-major order of the elements: the same reshape fits all three
-        return _make(own, self.partner_labels.reshape(own.shape), self.lam.reshape(own.shape), self._reads)
+        return _make(own, self.partner_labels.reshape(own.shape), self.lam.reshape(own.shape), self._mix)
 
 
 def _keep_cast(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -224,7 +236,7 @@ def _keep_cast(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
             return own
         partner = func(self.partner_labels, *args[1:], **kwargs)
         lam = self.lam if self.lam.device == own.device else self.lam.to(own.device)  # λ stays float32
-        return _make(own, partner, lam, self._reads)
+        return _make(own, partner, lam, self._mix)
 
 
 def _keep_copy(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -233,7 +245,7 @@ def _keep_copy(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
         own = func(*args, **kwargs)
         if own is self:
             return own
-        return _make(own, func(self.partner_labels, *args[1:], **kwargs), self.lam, self._reads)
+        return _make(own, func(self.partner_labels, *args[1:], **kwargs), self.lam, self._mix)
 
 
 _KEEPERS: dict[Callable[..., Any], Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]] = {
@@ -282,8 +294,10 @@ def _fit(lam: Tensor, shape: torch.Size) -> Tensor:
         return lam
     n = min(lam.ndim, len(shape))
     if tuple(lam.shape[:n]) == tuple(shape[:n]):
-        if lam.ndim > n:  # a loss per sample of labels with more dims: λ is the same along them
-            return lam[(..., *([0] * (lam.ndim - n)))]
+        while lam.ndim > n:  # a loss per sample of labels with more dims: λ is the same along them
+            lam = lam.select(-1, 0)
+        if lam.ndim == len(shape):
+            return lam
         return lam.reshape(*lam.shape, *([1] * (len(shape) - n)))
     raise ValueError(
         expected(
@@ -298,18 +312,19 @@ def _interpolate(
     labels: MixedLabels,
     unreduced: Callable[[Tensor], Tensor],
     mode: Any,
-    mass: Callable[[Tensor], Tensor] | None = None,
+    mass: Callable[[Tensor], Tensor | None] | None = None,
     class_dim: bool = False,
     clamp: bool = False,
 ) -> Tensor:
     """``λ·L(a) + (1 − λ)·L(b)`` from the unreduced losses ``unreduced(a)`` and ``unreduced(b)``, reduced by ``mode``.
 
-    ``mass`` gives what the loss's own ``"mean"`` divides by per element (None: every element counts 1);
+    ``mass`` gives what the loss's own ``"mean"`` divides by per element (None, or returning None: every
+    element counts 1);
     ``class_dim``: probability targets ``(B, C, *d)`` give losses ``(B, *d)``; ``clamp``: a mass of 0 gives 0.
     """
     if mode not in ("mean", "sum", "none"):
         raise ValueError(expected("reduction", "one of 'mean', 'sum', 'none'", mode))
-    labels._reads.read = True
+    labels._mix.read = True
     own, partner = _plain(labels), labels.partner_labels
     loss_a, loss_b = unreduced(own), unreduced(partner)
     dense = class_dim and own.dtype.is_floating_point  # probability targets: λ is the same along C
@@ -319,13 +334,16 @@ def _interpolate(
         return mixed
     if mode == "sum":
         return mixed.sum()
-    if mass is None or dense:
+    mass_a, mass_b = (None, None) if mass is None else (mass(own), mass(partner))
+    if mass_a is None or mass_b is None:  # both or neither: one rule for both sides
         return mixed.mean()
-    total = (lam * mass(own) + (1.0 - lam) * mass(partner)).sum()
+    total = (lam * mass_a + (1.0 - lam) * mass_b).sum()
     return mixed.sum() / (total.clamp_min(_TINY) if clamp else total)
 
 
-def _call(fn: Callable[..., Tensor], bound: inspect.BoundArguments, target: str, reduction: str) -> Callable[[Tensor], Tensor]:
+def _call(
+    fn: Callable[..., Tensor], bound: inspect.BoundArguments, target: str, reduction: str
+) -> Callable[[Tensor], Tensor]:
     """``side -> fn(..., target=side, reduction="none")`` with the other arguments of ``bound``."""
 
     def unreduced(side: Tensor) -> Tensor:
@@ -333,38 +351,53 @@ def _call(fn: Callable[..., Tensor], bound: inspect.BoundArguments, target: str,
         arguments[target] = side
         if reduction:
             arguments[reduction] = "none"
-        call = inspect.BoundArguments(bound.signature, arguments)  # type: ignore[arg-type]
+        call = inspect.BoundArguments(bound.signature, arguments)
         return fn(*call.args, **call.kwargs)
 
     return unreduced
 
 
-def _index_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor:
-    """What torch's weighted mean divides by for one class index: ``weight[y]``, 0 at ``ignore_index``."""
-    keep = labels != bound.arguments.get("ignore_index", -100)
+def _index_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor | None:
+    """What torch's weighted mean divides by for one class index: ``weight[y]``, 0 at ``ignore_index``.
+
+    None for probability targets, which torch averages over the positions whatever the weights.
+    """
+    if labels.dtype.is_floating_point:
+        return None
+    keep: Tensor = labels != bound.arguments.get("ignore_index", -100)
     weight = bound.arguments.get("weight")
     if weight is None:
         return keep.to(torch.float32)
-    return weight.to(labels.device)[labels.long().masked_fill(~keep, 0)] * keep
+    per_class: Tensor = weight.to(labels.device)
+    return per_class[labels.long().masked_fill(~keep, 0)] * keep
 
 
-def _soft_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor:
+def _soft_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor | None:
     """The mass rule of :func:`soft_target_cross_entropy`: that of class indices, or the weighted row mass."""
     if not labels.dtype.is_floating_point:
         return _index_mass(labels, bound=bound)
-    weight = bound.arguments.get("weight")
+    weight: Tensor | None = bound.arguments.get("weight")
     rows = labels.float() if weight is None else labels.float() * weight.view(-1, *([1] * (labels.ndim - 2)))
     return rows.sum(1)
+
+
+@functools.cache
+def _signature_of(func: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(func)
 
 
 LossHandler = Callable[[Callable[..., Tensor], tuple[Any, ...], dict[str, Any]], Tensor]
 
 
-def _handler(mass: Mass | None, class_dim: bool, clamp: bool = False) -> LossHandler:
-    """Handle a loss of the ``(input, target, ..., reduction=...)`` family called with mixed labels."""
+def _handler(family: str, mass: Mass | None = None, class_dim: bool = False, clamp: bool = False) -> LossHandler:
+    """Handle a loss of the ``(input, target, ..., reduction=...)`` family called with mixed labels.
+
+    ``family``: ``"ce"`` (a ``label_smoothing`` argument), ``"nll"`` (smoothed as cross-entropy of the
+    log-probabilities, which log-softmax leaves as they are) or ``"bce"`` (smoothing moves the target to 1/2).
+    """
 
     def handle(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
-        bound = inspect.signature(func).bind(*args, **kwargs)
+        bound = _signature_of(func).bind(*args, **kwargs)
         bound.apply_defaults()
         labels = bound.arguments["target"]
         if not isinstance(labels, MixedLabels):  # the mixed labels came as another argument: a plain call
@@ -372,17 +405,26 @@ def _handler(mass: Mass | None, class_dim: bool, clamp: bool = False) -> LossHan
                 return func(*args, **kwargs)
         legacy = bound.arguments.get("size_average"), bound.arguments.get("reduce")
         if legacy != (None, None):  # the deprecated flags, resolved once
-            bound.arguments["reduction"] = _Reduction.legacy_get_string(*legacy)
+            bound.arguments["reduction"] = _reduction.legacy_get_string(*legacy)
             bound.arguments["size_average"] = bound.arguments["reduce"] = None
+        eps, unreduced = labels.label_smoothing, _call(func, bound, "target", "reduction")
+        if eps > 0 and family == "ce":
+            bound.arguments["label_smoothing"] = 1.0 - (1.0 - eps) * (1.0 - bound.arguments["label_smoothing"])
+        elif eps > 0 and family == "nll":
+            arguments = {k: bound.arguments[k] for k in ("input", "target", "weight", "ignore_index", "reduction")}
+            bound = _signature_of(F.cross_entropy).bind(**arguments, label_smoothing=eps)
+            unreduced = _call(F.cross_entropy, bound, "target", "reduction")
+        elif eps > 0 and family == "bce":
+            plain = unreduced
+            unreduced = lambda side: plain(side.mul(1.0 - eps).add_(eps / 2.0))  # noqa: E731
         per_side = None if mass is None else functools.partial(mass, bound=bound)
-        unreduced = _call(func, bound, "target", "reduction")
         return _interpolate(labels, unreduced, bound.arguments["reduction"], per_side, class_dim, clamp)
 
     return handle
 
 
 def _accuracy(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
-    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound = _signature_of(func).bind(*args, **kwargs)
     bound.apply_defaults()
     target = bound.arguments.pop("target")
     if not isinstance(target, MixedLabels):
@@ -394,12 +436,12 @@ def _accuracy(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[s
 
 
 _LOSSES: dict[Callable[..., Any], LossHandler] = {
-    F.cross_entropy: _handler(_index_mass, class_dim=True),
-    F.nll_loss: _handler(_index_mass, class_dim=False),
-    F.binary_cross_entropy: _handler(None, class_dim=False),
-    F.binary_cross_entropy_with_logits: _handler(None, class_dim=False),
-    soft_target_cross_entropy: _handler(_soft_mass, class_dim=True, clamp=True),
-    soft_target_binary_cross_entropy: _handler(None, class_dim=False),
+    F.cross_entropy: _handler("ce", _index_mass, class_dim=True),
+    F.nll_loss: _handler("nll", _index_mass),
+    F.binary_cross_entropy: _handler("bce"),
+    F.binary_cross_entropy_with_logits: _handler("bce"),
+    soft_target_cross_entropy: _handler("ce", _soft_mass, class_dim=True, clamp=True),
+    soft_target_binary_cross_entropy: _handler("ce"),
     mixed_accuracy: _accuracy,
 }
 
@@ -411,9 +453,7 @@ _LOSSES: dict[Callable[..., Any], LossHandler] = {
 def register_loss(fn: _F, *, target: str = "target", reduction: str = "reduction") -> _F: ...
 @overload
 def register_loss(*, target: str = "target", reduction: str = "reduction") -> Callable[[_F], _F]: ...
-def register_loss(
-    fn: Any = None, *, target: str = "target", reduction: str = "reduction"
-) -> Any:
+def register_loss(fn: Any = None, *, target: str = "target", reduction: str = "reduction") -> Any:
     """Teach a custom loss to read :class:`MixedLabels`: it then returns ``λ·L(x, a) + (1 − λ)·L(x, b)``.
 
     A **function** must accept ``reduction="none"`` (the argument named by ``reduction``) and return losses whose
@@ -471,9 +511,19 @@ def register_loss(
         if not isinstance(bound.arguments.get(target), MixedLabels):
             return fn(*args, **kwargs)
         bound.apply_defaults()
-        return _interpolate(bound.arguments[target], _call(fn, bound, target, reduction), bound.arguments[reduction])
+        labels = bound.arguments[target]
+        _no_smoothing(labels, fn.__name__)
+        return _interpolate(labels, _call(fn, bound, target, reduction), bound.arguments[reduction])
 
     return registered
+
+
+def _no_smoothing(labels: MixedLabels, name: str) -> None:
+    if labels.label_smoothing > 0:
+        hint = "Smooth inside the loss, and leave the callback's `label_smoothing` at 0."
+        raise ValueError(
+            expected(f"the label smoothing of the labels given to {name}", "0", labels.label_smoothing, hint)
+        )
 
 
 def _signature(fn: Callable[..., Any], name: str, required: tuple[str, ...]) -> inspect.Signature:
@@ -481,7 +531,9 @@ def _signature(fn: Callable[..., Any], name: str, required: tuple[str, ...]) -> 
     missing = [p for p in required if p not in signature.parameters]
     if missing:
         hint = "Pass `target=` and `reduction=` with the names your loss uses."
-        raise ValueError(expected(f"the parameters of {name}", f"to include {missing}", list(signature.parameters), hint))
+        raise ValueError(
+            expected(f"the parameters of {name}", f"to include {missing}", list(signature.parameters), hint)
+        )
     return signature
 
 
@@ -497,7 +549,10 @@ def _register_module(cls: type[nn.Module], target: str, reduction: str) -> type[
             return forward(self, *args, **kwargs)
         if not hasattr(self, reduction):
             hint = f"Pass `reduction=` to register_loss with the name of the attribute {cls.__name__} reduces by."
-            raise TypeError(expected(f"{cls.__name__}.{reduction}", "an attribute that selects the reduction", None, hint))
+            raise TypeError(
+                expected(f"{cls.__name__}.{reduction}", "an attribute that selects the reduction", None, hint)
+            )
+        _no_smoothing(labels, cls.__name__)
         mode = getattr(self, reduction)
         bound.apply_defaults()
         call = _call(forward, bound, target, "")
@@ -512,5 +567,5 @@ def _register_module(cls: type[nn.Module], target: str, reduction: str) -> type[
         return _interpolate(labels, unreduced, mode)
 
     registered.__lightning_mix_forward__ = forward  # type: ignore[attr-defined]
-    cls.forward = registered  # type: ignore[method-assign]
+    cls.forward = registered
     return cls

@@ -24,13 +24,13 @@ __all__ = ["MixedAccuracy"]
 class MixedAccuracy(Metric):
     """Accuracy on class indices or mixed targets, synchronised across processes like any torchmetrics metric.
 
-    ``update(preds, target)`` takes ``(B, C, *d)`` logits or probabilities and ``(B, *d)`` class indices or
-    ``(B, C, *d)`` dense targets or :class:`~lightning_mix.MixedLabels`; see :func:`~lightning_mix.functional.mixed_accuracy` for the modes and the
-    label-smoothing rule. With class indices it equals
-    ``MulticlassAccuracy(num_classes, average="micro", top_k=top_k)``, so one metric class serves mixed training
-    batches and clean validation batches. Given :class:`~lightning_mix.MixedLabels` (the callback's default target
-    form), a top-k hit of the own label earns λ and one of the partner's label 1 − λ, exactly the credit of the
-    matching dense target, computed from the two label sets.
+    ``update(preds, target)`` takes ``(B, C, *d)`` logits or probabilities and ``(B, *d)`` class indices,
+    ``(B, C, *d)`` dense targets or :class:`~lightning_mix.MixedLabels`; see
+    :func:`~lightning_mix.functional.mixed_accuracy` for the modes and the label-smoothing rule. With class
+    indices it equals ``MulticlassAccuracy(num_classes, average="micro", top_k=top_k)``, so one metric class
+    serves mixed training batches and clean validation batches. Given :class:`~lightning_mix.MixedLabels` (the
+    callback's default target form), a top-k hit of the own label earns λ and one of the partner's label
+    1 − λ, exactly the credit of the matching dense target, computed from the two label sets.
 
     Training accuracy on mixed batches measures how well the model recovers both sources of a mixed sample. It
     is lower than, and not comparable with, validation accuracy on clean samples.

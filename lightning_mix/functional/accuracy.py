@@ -237,7 +237,7 @@ def mixed_accuracy(
         tensor(0.5000)
     """
     if has_torch_function_variadic(preds, target):  # e.g. MixedLabels, scored with λ-credit
-        return handle_torch_function(  # type: ignore[no-any-return]
+        return handle_torch_function(
             mixed_accuracy,
             (preds, target),
             preds,

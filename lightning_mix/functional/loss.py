@@ -140,7 +140,7 @@ def soft_target_cross_entropy(
         True
     """
     if has_torch_function_variadic(logits, target):  # e.g. MixedLabels, which interpolate the loss
-        return handle_torch_function(  # type: ignore[no-any-return]
+        return handle_torch_function(
             soft_target_cross_entropy,
             (logits, target),
             logits,
@@ -226,7 +226,7 @@ def soft_target_binary_cross_entropy(
         tensor(0.4793)
     """
     if has_torch_function_variadic(logits, target):  # e.g. MixedLabels, which interpolate the loss
-        return handle_torch_function(  # type: ignore[no-any-return]
+        return handle_torch_function(
             soft_target_binary_cross_entropy,
             (logits, target),
             logits,
