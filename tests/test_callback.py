@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from conftest import requires_cuda
 from lightning_mix import CutMixCallback, MixCallback, MixedLabels, MixParams, MixUpCallback
 from lightning_mix.functional import mix_, mix_target, mixed_loss
-from sync_guard import forbid_syncs
 from tiny_trainer import make_trainer
 
 NUM_CLASSES = 4
@@ -658,6 +657,29 @@ def test_enabled_can_be_switched_off_at_runtime_and_is_checkpointed() -> None:
     assert cb.state_dict()["enabled"] is False
 
 
+class PausesAfterFirstStep(Classifier):
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        MixCallback.from_trainer(self.trainer).enabled = False
+
+
+def test_a_paused_callback_stays_paused_after_resume(tmp_path: Any) -> None:
+    cb, model = CutMixCallback(seed=0), PausesAfterFirstStep()
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)
+    make_trainer(cb, checkpoints, max_epochs=2, limit_train_batches=2, enable_checkpointing=True).fit(
+        model, list_loader()
+    )
+    assert mixed_per_step(model) == [True, False, False, False]
+    path = tmp_path / "epoch=0-step=2.ckpt"
+    assert torch.load(path, weights_only=True)["callbacks"][cb.state_key]["enabled"] is False
+
+    resumed, model = CutMixCallback(seed=0), Classifier()
+    assert resumed.enabled  # the default, which the checkpoint overrides
+    make_trainer(resumed, max_epochs=2, limit_train_batches=2).fit(model, list_loader(), ckpt_path=path)
+    assert not resumed.enabled and mixed_per_step(model) == [False, False]
+    x_all, _ = make_data(8)
+    assert torch.equal(model.train_seen[0][0], x_all[:4]) and torch.equal(model.train_seen[1][0], x_all[4:])
+
+
 def test_negative_stop_epoch_needs_max_epochs_and_an_empty_window_warns() -> None:
     with pytest.raises(RuntimeError, match=r"Expected `Trainer\(max_epochs=...\)` to be set when `stop_epoch` < 0"):
         make_trainer(MixUpCallback(targets="soft", stop_epoch=-1), max_epochs=-1, max_steps=2).fit(
@@ -836,28 +858,6 @@ def test_one_dimensional_signals_are_cut_along_time_and_warn_about_images() -> N
 
 
 # ------------------------------------------------------------------------------------------- host syncs
-
-
-class Guarded(MixCallback):
-    """Fails if the hook reads device data on any step but the first of a fit."""
-
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step == 0 and trainer.current_epoch == 0 and batch_idx == 0:
-            super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
-            return
-        with forbid_syncs() as recorder:
-            super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
-        self.checked = getattr(self, "checked", 0) + 1
-        assert recorder.ops
-
-
-@pytest.mark.parametrize("mode", ["batch", "elem"])
-def test_the_hook_does_not_sync_after_the_first_step(mode: str) -> None:
-    cb = Guarded(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, prob=0.8, label_smoothing=0.1, stop_epoch=1, seed=0)
-    model = Classifier()
-    make_trainer(cb, logger=RecordingLogger(), max_epochs=2, limit_train_batches=3).fit(model, list_loader(n=12))
-    assert cb.checked == 5
-    assert mixed_per_step(model)[:3] != [False] * 3 and mixed_per_step(model)[3:] == [False] * 3
 
 
 class CudaSyncChecked(MixCallback):
