@@ -2,12 +2,13 @@
 #   make demo   - train a small CNN on offline digits with and without mixing
 #   make test   - lint, type-check, build the docs and run the whole test suite
 #   make docs   - the documentation site into site/ (mkdocs --strict)
+#   make notebooks - execute examples/*.ipynb at full size and store them with their outputs
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-deep mutants lint typecheck docs pytest bench clean
+.PHONY: demo test test-deep mutants lint typecheck docs notebooks pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ typecheck: $(STAMP)
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet  # mkdocs is pinned to 1.6: the theme's 2.0 notice does not apply
+
+notebooks: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) examples/execute_notebooks.py $(ARGS)
 
 pytest: $(STAMP)
 	$(PY) -m pytest -n 2 $(ARGS)
