@@ -289,8 +289,8 @@ def save_picture(snapshots: dict[str, Any], path: Path, dataset: str) -> None:
     fig = plt.figure(figsize=(10.4, 2.0 * len(snapshots)), layout="constrained")
     subfigures = fig.subfigures(len(snapshots), 1, squeeze=False)[:, 0]
     for sub, (method, (images, targets)) in zip(subfigures, snapshots.items(), strict=True):
-        plot_batch(images[:8], targets[:8], title=f"{METHODS[method]}: first training batch", figure=sub)
-    fig.suptitle(f"{dataset}: mixed inputs and soft targets (class: weight) as training_step receives them")
+        plot_batch(images[:8], targets, title=f"{METHODS[method]}: first training batch", figure=sub)
+    fig.suptitle(f"{dataset}: mixed inputs and mixed labels (class: weight) as training_step receives them")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -3,6 +3,7 @@
 from lightning_mix import functional
 from lightning_mix.callback import CutMixCallback, MixCallback, MixUpCallback
 from lightning_mix.functional import MixParams
+from lightning_mix.labels import MixedLabels, register_loss
 from lightning_mix.loss import SoftTargetBCELoss, SoftTargetLoss
 from lightning_mix.metrics import MixedAccuracy
 
@@ -14,8 +15,10 @@ __all__ = [
     "MixParams",
     "MixUpCallback",
     "MixedAccuracy",
+    "MixedLabels",
     "SoftTargetBCELoss",
     "SoftTargetLoss",
     "__version__",
     "functional",
+    "register_loss",
 ]

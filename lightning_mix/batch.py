@@ -3,7 +3,8 @@
 Lightning hands the same batch object to ``on_train_batch_start`` and to ``training_step`` and ignores what a
 callback's hook returns, so a mixing callback must edit the batch *container*: a list item, a dict entry, an
 attribute of a dataclass or any other object, or whatever user-supplied getter and setter callables reach.
-Tuples and other immutable containers cannot be edited and are refused with a message that says how to fix it.
+Tuples cannot take new items: their tensors can only be changed in place (the callback does so when they belong
+to the step); other immutable containers are refused with a message that says how to fix it.
 
 Nothing here imports Lightning.
 
@@ -21,9 +22,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from lightning_mix.functional._checks import expected
@@ -41,7 +44,8 @@ TARGET_NAMES = ("target", "targets", "label", "labels", "y")
 
 _FIX = (
     "Lightning passes the same batch object to `training_step` and ignores what callbacks return, so the batch "
-    "must be edited in place: make your collate function return a list or a dict, or pass `getter` and `setter`."
+    "must be edited in place: make your collate function (or your `on_after_batch_transfer`, which may rebuild "
+    "the batch) return a list or a dict, or pass `getter` and `setter`."
 )
 
 
@@ -76,10 +80,8 @@ class BatchAccess:
         >>> batch = [torch.zeros(2, 3), torch.tensor([0, 1])]
         >>> BatchAccess().locate(batch, with_target=True)
         (0, 1)
-        >>> BatchAccess().locate(tuple(batch), with_target=True)
-        Traceback (most recent call last):
-        ...
-        TypeError: Expected `batch` to be a mutable container ... but got 'tuple'. ...
+        >>> BatchAccess().frozen(tuple(batch)), BatchAccess().frozen(batch)
+        (True, False)
     """
 
     input_key: Key | None = None
@@ -124,7 +126,9 @@ class BatchAccess:
             named_input = "input" if self.input_key is None else self.input_key
             named_target = "target" if self.target_key is None else self.target_key
             return named_input, named_target if with_target else None
-        if isinstance(batch, Tensor) or (isinstance(batch, Sequence) and not isinstance(batch, MutableSequence)):
+        if isinstance(batch, Tensor) or (
+            isinstance(batch, Sequence) and not isinstance(batch, MutableSequence | tuple)
+        ):
             raise TypeError(
                 expected("batch", "a mutable container (list, dict, dataclass or other object)", _kind(batch), _FIX)
             )
@@ -132,9 +136,18 @@ class BatchAccess:
             raise TypeError(expected("batch", "a mutable mapping such as a dict", _kind(batch), _FIX))
         input_key = self._resolve(batch, "input_key", self.input_key, 0, INPUT_NAMES)
         target_key = self._resolve(batch, "target_key", self.target_key, 1, TARGET_NAMES) if with_target else None
-        if not isinstance(batch, Mapping | MutableSequence):
+        if not isinstance(batch, Mapping | MutableSequence | tuple):
             self._check_settable(batch, input_key)
         return input_key, target_key
+
+    def frozen(self, batch: Any) -> bool:
+        """Whether ``batch`` is a tuple (named or not), whose items can only be changed in place.
+
+        Example:
+            >>> BatchAccess().frozen((1, 2)), BatchAccess().frozen([1, 2])
+            (True, False)
+        """
+        return self.getter is None and isinstance(batch, tuple)
 
     def get(self, batch: Any, key: Key) -> Tensor:
         """Return the tensor stored at ``key``.
@@ -170,6 +183,9 @@ class BatchAccess:
         """
         if self.setter is not None:
             self.setter(batch, key, value)
+        elif self.frozen(batch):
+            if batch[key] is not value:
+                raise TypeError(expected("batch", "a mutable container", _kind(batch), _FIX))
         elif _indexable(batch):
             batch[key] = value
         else:
@@ -182,7 +198,7 @@ class BatchAccess:
             if not isinstance(index, int):
                 raise TypeError(expected(name, "an int position for a list batch", index))
             if not -len(batch) <= index < len(batch):
-                hint = "For batches without a target, pass `mix_targets=False`." if name == "target_key" else ""
+                hint = 'For batches without a target, pass `targets="none"`.' if name == "target_key" else ""
                 raise ValueError(expected(name, f"a position in a list batch of length {len(batch)}", index, hint))
             return index
         if key is None:
@@ -191,7 +207,7 @@ class BatchAccess:
                 requirement = "set, since the batch has " + ("several of" if found else "none of")
                 hint = _available(batch)
                 if name == "target_key" and not found:
-                    hint += " For batches without a target, pass `mix_targets=False`."
+                    hint += ' For batches without a target, pass `targets="none"`.'
                 raise ValueError(expected(name, requirement + f" the names {names}", None, hint))
             return found[0]
         present = key in batch if isinstance(batch, Mapping) else isinstance(key, str) and hasattr(batch, key)
@@ -210,22 +226,69 @@ class BatchAccess:
             raise TypeError(expected("batch", "an object whose attributes can be set", _kind(batch), _FIX)) from None
 
 
-def owns_memory(x: Tensor) -> bool:
-    """Whether ``x`` is the only tensor over its memory, so that writing into it changes nothing else.
+def _count(x: object) -> int:
+    return sys.getrefcount(x)
 
-    False for a view (a slice of a dataset tensor, say), for a tensor at an offset in, or covering only part
-    of, a larger storage, for expanded tensors, and for memory PyTorch did not allocate (a NumPy array or a
-    buffer wrapped with ``torch.from_numpy`` / ``torch.as_tensor``). Such inputs are mixed in a copy.
+
+def _count_in_a_callee(x: object) -> int:  # called as `owns_memory` calls `_count`: a parameter passed on
+    return _count(x)
+
+
+def _calibrate() -> int:
+    probe = object()  # one reference: this local
+    return _count_in_a_callee(probe) - 1
+
+
+_CALL_REFERENCES = _calibrate()
+"""References to its argument that ``owns_memory`` itself adds (its parameter, ``_count``'s, ``getrefcount``'s)."""
+_STORAGE_REFERENCES = 2  # the tensor's own reference to its storage, and the temporary storage object's
+_use_count: Callable[[int], int] | None = getattr(torch._C, "_storage_Use_Count", None)
+
+
+def owns_memory(x: Tensor, references: int = 1) -> bool:
+    """Whether nothing but the caller can see the memory of ``x``, so that writing into it changes nothing else.
+
+    Three things must hold:
+
+    - No other tensor uses the storage: ``x`` is not a view, and no view, ``detach()``, ``as_strided`` or other
+      tensor over the same memory exists, as the storage's use count tells. ``x``
+      starts at offset 0 and spans its whole storage.
+    - No one else holds the tensor object itself: its Python reference count is at most ``references``, the
+      references the caller accounts for (the batch container's and the caller's own variable, say). A loader
+      that yields a tensor its owner keeps (``self.x``, a cached batch) is caught here.
+    - PyTorch allocated the memory: an ordinary or pinned storage, or shared memory without a file (what
+      ``DataLoader`` workers send). Memory of NumPy (``torch.from_numpy``, ``torch.as_tensor``), of a buffer
+      (``torch.frombuffer``), of another library (DLPack) or of a file (``torch.from_file``) may be seen by its
+      owner and is not writable here.
+
+    Args:
+        x: the tensor to write into.
+        references: how many references to the ``x`` object the caller holds and knows of.
+
+    Returns:
+        True when writing into ``x`` is safe. Needs CPython's reference counts and PyTorch's storage use count;
+        where one is missing, False (the caller then writes into a copy).
 
     Example:
         >>> import torch
         >>> data = torch.zeros(10, 3)
         >>> owns_memory(data), owns_memory(data[2:4]), owns_memory(data[2:4].clone())
         (True, False, True)
+        >>> batch = [data]  # a second reference the caller does not account for
+        >>> owns_memory(data), owns_memory(data, references=2)
+        (False, True)
+        >>> view = data.detach()  # another tensor over the same memory
+        >>> owns_memory(data, references=2)
+        False
     """
+    if _use_count is None or x.storage_offset() != 0:
+        return False
     storage = x.untyped_storage()
-    whole = storage.nbytes() == x.numel() * x.element_size()
-    return bool(x._base is None and x.storage_offset() == 0 and whole and storage.resizable())
+    pytorch_memory = storage.resizable() or x.is_pinned() or (storage.is_shared() and storage.filename is None)
+    if not pytorch_memory or storage.nbytes() != x.numel() * x.element_size() or x._base is not None:
+        return False
+    shared_by = _use_count(storage._cdata) - _STORAGE_REFERENCES
+    return shared_by == 0 and _count(x) - _CALL_REFERENCES <= references
 
 
 def _indexable(batch: Any) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +26,7 @@ from lightning_mix.functional._checks import (
     check_probability,
     expected,
 )
+from lightning_mix.labels import _make, _Mix, _mix_labels_
 from lightning_mix.seeding import step_seed
 from lightning_mix.shuffling import loader_shuffles
 from lightning_mix.visual import send_images
@@ -49,13 +52,45 @@ def _check_cut_dims(cut_dims: Any) -> tuple[int, ...] | None:
     return dims
 
 
+_CLASS_NAMES = ("num_classes", "num_labels")
+
+
+def _nested_classes(value: Any, path: str, depth: int = 3) -> dict[str, Any]:
+    """``{path: n}`` for every ``num_classes``/``num_labels`` inside nested hyperparameters (dicts, configs)."""
+    found: dict[str, Any] = {}
+    if depth < 0 or isinstance(value, str | bytes | int | float | bool | Tensor | torch.nn.Module) or value is None:
+        return found
+    if isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
+    else:  # a config object: a dataclass, a namespace, a HuggingFace PretrainedConfig
+        items = [(name, getattr(value, name, None)) for name in _CLASS_NAMES]
+        items += list(vars(value).items()) if hasattr(value, "__dict__") and not isinstance(value, type) else []
+    for key, item in items:
+        where = f"{path}.{key}"
+        if key in _CLASS_NAMES and item is not None:
+            found[where] = item
+        elif key not in _CLASS_NAMES and not key.startswith("_"):
+            found.update(_nested_classes(item, where, depth - 1))
+    return found
+
+
 def _find_num_classes(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int:
     hparams = getattr(pl_module, "hparams", None)
+    config = getattr(pl_module, "config", None)
+    model_config = getattr(getattr(pl_module, "model", None), "config", None)
     sources = {
         "pl_module.num_classes": getattr(pl_module, "num_classes", None),
         "pl_module.hparams.num_classes": hparams.get("num_classes") if isinstance(hparams, Mapping) else None,
-        "trainer.datamodule.num_classes": getattr(getattr(trainer, "datamodule", None), "num_classes", None),
+        "pl_module.config.num_labels": getattr(config, "num_labels", None),
+        "pl_module.model.config.num_labels": getattr(model_config, "num_labels", None),
     }
+    if isinstance(hparams, Mapping):  # nested: {"model": {"num_classes": 10}}, a config object, ...
+        nested = {k: v for k, v in _nested_classes(hparams, "pl_module.hparams").items() if k not in sources}
+        values = {int(v) if isinstance(v, int) else v for v in nested.values()}
+        if len(values) > 1:
+            raise ValueError(expected("num_classes", "unambiguous", nested, "Pass `num_classes=` to the callback."))
+        sources.update(nested)
+    sources["trainer.datamodule.num_classes"] = getattr(getattr(trainer, "datamodule", None), "num_classes", None)
     for name, value in sources.items():
         if value is not None:
             check_int(name, value, 1)
@@ -66,27 +101,87 @@ def _find_num_classes(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int
             "known for class-index targets",
             None,
             "Pass `num_classes=` to the callback, or set `num_classes` on the LightningModule (an attribute or a "
-            "hyperparameter saved with `save_hyperparameters`) or on the LightningDataModule.",
+            "hyperparameter saved with `save_hyperparameters`, possibly nested), `config.num_labels` on it or its "
+            "`model`, or `num_classes` on the LightningDataModule.",
         )
     )
 
 
+_NOTE = (
+    "lightning-mix: the targets of this training step were mixed by {name}(targets={targets!r}). {what} If this "
+    "error comes from the targets: {fixes}"
+)
+_NOTE_LABELS = (
+    "`y` is a lightning_mix.MixedLabels: a tensor of each sample's own labels (their dtype and shape) that carries "
+    "the partner's labels and the weight λ. The losses that know it (F.cross_entropy, F.nll_loss, "
+    "F.binary_cross_entropy(_with_logits), their modules, SoftTargetLoss, SoftTargetBCELoss and registered "
+    "losses) interpolate; every other operation sees the plain labels."
+)
+_FIXES_LABELS = (
+    'register a custom loss with `lightning_mix.register_loss`, pass `targets="soft"` for dense (B, C) float '
+    'targets, or `targets="none"` to mix the inputs only and interpolate the loss yourself (`mixed_loss`).'
+)
+_NOTE_SOFT = "`y` holds float32 soft targets: (B, C) rows, or (B, C, *spatial) for masks, instead of class indices."
+_FIXES_SOFT = (
+    "use a loss that takes probability targets (F.cross_entropy, SoftTargetLoss), or the default "
+    '`targets="labels"`, which keeps `y` as class indices that losses interpolate.'
+)
+_UNREAD = (
+    "{name}: no loss read the mixed labels of a mixed training step, so the step trained on the samples' own "
+    "labels only, not on the mix. Likely causes: the labels were re-created (e.g. with `torch.tensor(y)`, "
+    "`F.one_hot(y)` or `y.tolist()`) before the loss, or the loss is a custom one lightning-mix does not know. "
+    'Fixes: register the loss with `lightning_mix.register_loss` (a function with `reduction="none"`, or an '
+    'nn.Module class), pass the labels to the loss as they are, or use `targets="soft"` (dense float targets).'
+)
+
+
+def _is_token_ids(x: Tensor) -> bool:
+    """Integer inputs that are indices, not values: int32/int64 of shape ``(B, L)`` (token ids)."""
+    return x.ndim == 2 and x.dtype in (torch.int32, torch.int64)
+
+
 class MixCallback(Callback):
-    """Mix every training batch with MixUp and/or CutMix, and replace its targets by the matching soft targets.
+    """Mix every training batch with MixUp and/or CutMix, and mix its targets with the same parameters.
 
     Hook contract: the callback acts only in ``on_train_batch_start``, while the trainer is training, on the batch
     Lightning has already moved to the device. Lightning ignores the hook's return value and passes the same
     object to ``training_step``, so the callback edits the batch container in place: it puts the mixed input and
-    the float32 ``(B, C)`` soft targets back at the input and target keys. Validation, test, predict and the
-    sanity check are never touched. The input is mixed in its own memory when the tensor owns it; when it is a
-    view of, or shares memory with, a larger tensor (a dataset kept on the device and sliced per batch), a copy
-    is mixed and put in the batch, so user data are never modified.
+    the mixed target back at the input and target keys. Validation, test, predict and the sanity check are never
+    touched. The input is mixed in its own memory only when nothing but the batch can see it
+    (:func:`~lightning_mix.batch.owns_memory`: a fresh collated, pinned or device copy); an input the loader's
+    owner still holds (``self.x``, a view or ``detach()`` of it, a cached batch, NumPy memory) is mixed in a copy
+    put in the batch, so user data are never modified. A tuple batch cannot take new items: its tensors are mixed
+    in place when nothing else holds them (the target object itself becomes the
+    :class:`~lightning_mix.MixedLabels`), and refused otherwise.
+
+    The target takes one of three forms (``targets``):
+
+    - ``"labels"`` (default): a :class:`~lightning_mix.MixedLabels`, a tensor of each sample's own labels (same
+      values, dtype and shape) that carries the partner's labels and λ. Losses that know it (``F.cross_entropy``,
+      ``F.nll_loss``, ``F.binary_cross_entropy(_with_logits)``, their modules, ``SoftTargetLoss``,
+      ``SoftTargetBCELoss``, losses given to :func:`~lightning_mix.register_loss`) return
+      ``λ·L(x, y) + (1 − λ)·L(x, y_partner)``; metrics, comparisons and every other operation see the plain
+      labels. Any target ``(B, ...)`` works: class indices, binary labels (float or bool ``(B,)``, ``(B, 1)``),
+      multi-hot rows, masks (CutMix pastes the partner's box into a copy of a mask, MixUp mixes through the
+      loss). No ``num_classes``, no ``(B, C)`` tensor, no host sync. If no such loss read the labels of a mixed
+      step by ``on_train_batch_end``, the callback warns once; if ``training_step`` raises on a mixed step, the
+      exception gets a note saying the targets were mixed.
+    - ``"soft"``: float32 soft targets: class indices become ``(B, C)`` rows (``num_classes`` needed), masks
+      ``(B, C, *spatial)`` per-pixel rows when MixUp can occur (CutMix alone pastes into a copy of the integer
+      mask), dense ``(B, C)`` rows are mixed as they are.
+    - ``"none"``: the target is left as it is (for a loss you interpolate yourself with :attr:`last_params`).
 
     Outside the epochs ``[start_epoch, stop_epoch)`` or while :attr:`enabled` is False, the input is left as it
-    is and every sample counts as unmixed (λ = 1): the target still becomes a (label-smoothed) one-hot row, so
-    the loss sees one target format for the whole run. The range of class indices is checked on the first batch
-    of every fit only, and the first mixed input for non-finite values (which mixing would turn into NaN), since
+    is. With ``targets="soft"`` every sample then counts as unmixed (λ = 1): the target still becomes a
+    (label-smoothed) one-hot row, so the loss sees one target format for the whole run; with ``"labels"`` the
+    target stays the plain labels. The range of class indices is checked on the first batch of every fit only
+    (``"soft"``), and the first mixed input for non-finite values (which mixing would turn into NaN), since
     these checks read the values (a host-device sync on an accelerator).
+
+    Integer inputs that are indices, not values — int32/int64 inputs of exactly two dims ``(B, L)``, the shape
+    of token ids — are refused when MixUp is enabled (blended ids are meaningless): mix their embeddings inside
+    the module with :mod:`lightning_mix.functional`. uint8 images, int16 audio and integer inputs of other
+    shapes are mixed as values.
 
     Randomness comes from a :class:`torch.Generator` on the batch's device, re-seeded at every step with a hash
     of (``seed``, global rank, step count). Ranks thus draw different streams, a run is reproducible, and a run
@@ -106,28 +201,33 @@ class MixCallback(Callback):
             random as the loader's order. ``"auto"``: ``"adjacent"`` when every training loader shuffles (a
             ``RandomSampler`` or a ``DistributedSampler`` with ``shuffle=True``), else ``"random"``; decided at
             train start and at the start of every epoch.
-        label_smoothing: ε folded into the targets built from class indices (smooth in one place only: not
-            also in the loss).
-        num_classes: number of classes for class-index targets; when None, read from the LightningModule's
-            ``num_classes`` attribute, its ``hparams.num_classes`` or the datamodule's ``num_classes``. Dense
-            ``(B, C)`` targets need none.
+        targets: the form of the mixed target: ``"labels"``, ``"soft"`` or ``"none"`` (see above).
+        label_smoothing: ε of label smoothing. ``"soft"``: folded into the targets built from class indices.
+            ``"labels"``: carried by the :class:`~lightning_mix.MixedLabels` and applied by the losses that read
+            them (cross-entropy towards 1/C, binary cross-entropy towards 1/2; registered losses refuse it).
+            Smooth in one place only: not also in the loss.
+        num_classes: number of classes for class-index targets with ``targets="soft"``; when None, read from
+            the LightningModule's ``num_classes`` attribute, its ``hparams.num_classes``, a HuggingFace-style
+            ``config.num_labels`` on it or on its ``model``, a ``num_classes``/``num_labels`` nested in its
+            hyperparameters, or the datamodule's ``num_classes``. Dense ``(B, C)`` targets and
+            ``targets="labels"`` need none.
         input_key: position, key or attribute of the input. None: position 0 of a list, or the one of
             ``"input"``, ``"inputs"``, ``"image"``, ``"images"``, ``"pixel_values"``, ``"x"`` present in a dict or
             object batch.
         target_key: position, key or attribute of the target. None: position 1 of a list, or the one of
             ``"target"``, ``"targets"``, ``"label"``, ``"labels"``, ``"y"`` present.
-        mix_targets: replace the target by soft targets. False leaves the target as it is (for a loss you
-            interpolate yourself with :attr:`last_params`, or batches without targets).
+        mix_targets: deprecated: ``False`` is ``targets="none"``, ``True`` one of the other forms.
         getter: ``getter(batch, key) -> Tensor`` for custom batch classes (keys default to ``"input"`` and
             ``"target"``); must come with ``setter``.
         setter: ``setter(batch, key, value)`` that replaces an item of a custom batch in place.
         cut_dims: negative dimensions CutMix cuts along; None: ``(-1,)`` for ``(B, C, L)`` signals, ``(-2, -1)``
             for images and video.
         ignore_index: label of segmentation-mask pixels that carry no target (e.g. 255); copied like any label by
-            CutMix, and given no weight in per-pixel soft targets.
-        mask_mixup: what MixUp (or label smoothing) does to an integer mask target ``(B, *spatial)``: ``"soft"``
-            replaces it by per-pixel soft targets ``(B, C, *spatial)``; ``"error"`` refuses, so masks stay integer
-            (CutMix alone always keeps them integer).
+            CutMix, and given no weight in per-pixel soft targets (``targets="soft"``; with ``"labels"`` the loss's
+            own ``ignore_index`` applies, per partner).
+        mask_mixup: what MixUp (or label smoothing) does to an integer mask target ``(B, *spatial)`` with
+            ``targets="soft"``: ``"soft"`` replaces it by per-pixel soft targets ``(B, C, *spatial)``; ``"error"``
+            refuses, so masks stay integer (CutMix alone always keeps them integer).
         start_epoch: first epoch that is mixed.
         stop_epoch: first epoch that is no longer mixed; negative counts from ``max_epochs`` (``-10``: the last
             10 epochs are not mixed); None: mix until the end.
@@ -142,7 +242,8 @@ class MixCallback(Callback):
         enabled: set to False to stop mixing at any time (saved in checkpoints).
         last_params: the :class:`~lightning_mix.MixParams` of the last training batch: per-sample ``lam``,
             ``partner``, ``cutmix`` and ``mixed``; all unmixed outside the schedule.
-        last_target: the last batch's target as it was before mixing, or None with ``mix_targets=False``.
+        last_target: the last batch's target as it was before mixing (a plain tensor), or None with
+            ``targets="none"``.
 
     Raises:
         ValueError: if an argument has a wrong value.
@@ -151,15 +252,20 @@ class MixCallback(Callback):
     Example:
         >>> import torch
         >>> from lightning import LightningModule, Trainer
-        >>> callback = MixCallback(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=10, seed=0)
+        >>> callback = MixCallback(mixup_alpha=0.8, cutmix_alpha=1.0, seed=0)
         >>> trainer = Trainer(callbacks=[callback], logger=False, enable_progress_bar=False)
         >>> trainer.training = True  # inside trainer.fit(), Lightning sets this and calls the hook
         >>> batch = [torch.rand(8, 3, 32, 32), torch.arange(8)]
         >>> callback.on_train_batch_start(trainer, LightningModule(), batch, 0)
+        >>> type(batch[1]).__name__, batch[1].tolist() == list(range(8))
+        ('MixedLabels', True)
+        >>> bool(torch.equal(batch[1].partner_labels, callback.last_params.partner))
+        True
+        >>> soft = MixCallback(mixup_alpha=0.8, targets="soft", num_classes=10, seed=0)
+        >>> batch = [torch.rand(8, 3, 32, 32), torch.arange(8)]
+        >>> soft.on_train_batch_start(trainer, LightningModule(), batch, 0)
         >>> batch[1].shape, bool(torch.allclose(batch[1].sum(1), torch.ones(8)))
         (torch.Size([8, 10]), True)
-        >>> bool(torch.equal(callback.last_target, torch.arange(8)))
-        True
     """
 
     def __init__(
@@ -173,11 +279,12 @@ class MixCallback(Callback):
         correct_lam: bool = True,
         cutmix_minmax: tuple[float, float] | None = None,
         pairing: Literal["auto", "random", "adjacent"] = "auto",
+        targets: Literal["labels", "soft", "none"] = "labels",
         label_smoothing: float = 0.0,
         num_classes: int | None = None,
         input_key: int | str | None = None,
         target_key: int | str | None = None,
-        mix_targets: bool = True,
+        mix_targets: bool | None = None,
         getter: Getter | None = None,
         setter: Setter | None = None,
         cut_dims: tuple[int, ...] | None = None,
@@ -204,12 +311,12 @@ class MixCallback(Callback):
             raise ValueError(
                 expected("mixup_alpha or cutmix_alpha", "> 0", (mixup_alpha, cutmix_alpha), "Enable one method.")
             )
+        self.targets: Literal["labels", "soft", "none"] = _check_targets(targets, mix_targets)
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
         check_int("num_classes", num_classes, 1, optional=True)
         self.num_classes = None if num_classes is None else int(num_classes)
-        self.mix_targets = check_bool("mix_targets", mix_targets)
-        if not mix_targets and self.label_smoothing > 0:
-            raise ValueError(expected("label_smoothing", "0 with `mix_targets=False`", label_smoothing))
+        if self.targets == "none" and self.label_smoothing > 0:
+            raise ValueError(expected("label_smoothing", '0 with targets="none"', label_smoothing))
         self.access = BatchAccess(input_key, target_key, getter, setter)
         self.cut_dims = _check_cut_dims(cut_dims)
         check_int("ignore_index", ignore_index, optional=True)
@@ -240,6 +347,13 @@ class MixCallback(Callback):
         self._checked_input = False  # the first mixed input of a fit was checked for non-finite values
         self._image_epoch = -1
         self._warnings = WarningCache()
+        self._reads: _Mix | None = None  # the read flag of this step's mixed labels, until the batch ends
+        self._mixed_step = False  # the step in progress trains on mixed targets
+
+    @property
+    def mix_targets(self) -> bool:
+        """Whether the target is mixed: ``targets != "none"`` (the older name of the option)."""
+        return self.targets != "none"
 
     @property
     def has_cutmix(self) -> bool:
@@ -318,30 +432,54 @@ class MixCallback(Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
+        self._reads, self._mixed_step = None, False
         if not trainer.training:
             return
         input_key, target_key = self.access.locate(batch, with_target=self.mix_targets)
         x = self.access.get(batch, input_key)
         target = None if target_key is None else self.access.get(batch, target_key)
+        if self.mixup_alpha > 0 and _is_token_ids(x):
+            raise ValueError(
+                expected(
+                    "the input",
+                    "values MixUp can blend, not indices (int32/int64 inputs of shape (B, L) are taken as token ids)",
+                    f"{x.dtype} of shape {tuple(x.shape)}",
+                    "Blended token ids are meaningless: mix the embeddings inside your module instead, with "
+                    '`lightning_mix.functional` (`sample_mix_params`, `mix_`) and `targets="none"`, or use CutMix.',
+                )
+            )
+        frozen = self.access.frozen(batch)
+        if frozen:
+            self._check_frozen(type(batch).__name__, x, target)
         step, self._step = self._step, self._step + 1
         if self._seed is None:
             self._seed = self.seed if self.seed is not None else torch.initial_seed()
         cut_dims = self._cut_dims(x)
         cut_sizes = tuple(int(x.shape[d]) for d in cut_dims) if self.has_cutmix else ()
-        if self.enabled and self._in_epochs(trainer):
+        if x.shape[0] == 0:  # nothing to mix: the batch passes through untouched, and still counts as a step
+            self.last_params, self.last_target = self._unmixed(x, cut_sizes), target
+            return
+        mixing = self.enabled and self._in_epochs(trainer)
+        if mixing:
             params = self._sample(x, cut_sizes, self._seed, trainer.global_rank, step)
-            if not owns_memory(x):
+            # References to `x`: the batch container's and this variable; any other holder gets a mixed copy.
+            if not owns_memory(x, references=2):
                 x = x.clone()
             # Checking that the input is finite reads it (a host sync on an accelerator): first mixed batch only.
             mix_(x, params, cut_dims=cut_dims, workspace=self._workspace, validate_args=not self._checked_input)
             self._checked_input = True
-            self.access.set(batch, input_key, x)
+            if not frozen:
+                self.access.set(batch, input_key, x)
             if self.log_images_every_n_epochs:
                 self._log_images(trainer, x)
         else:
             params = self._unmixed(x, cut_sizes)
         if target is not None and target_key is not None:
-            self._set_target(batch, target_key, target, params, trainer, pl_module, tuple(x.shape), cut_dims)
+            if self.targets == "soft":
+                self._set_soft_target(batch, target_key, target, params, trainer, pl_module, tuple(x.shape), cut_dims)
+            elif mixing:
+                target = self._set_labels(batch, target_key, target, params, tuple(x.shape), cut_dims, frozen)
+            self._mixed_step = mixing
         self.last_params, self.last_target = params, target
         if self.log_stats and trainer.loggers:
             stats = {
@@ -351,6 +489,96 @@ class MixCallback(Callback):
             }
             for name, value in stats.items():
                 pl_module.log(f"mix/{name}", value, on_step=True, on_epoch=True, batch_size=params.batch_size)
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        reads, self._reads, self._mixed_step = self._reads, None, False
+        if reads is not None and not reads.read:  # a flag on the host: reading it is no sync
+            self._warnings.warn(_UNREAD.format(name=type(self).__name__), category=UserWarning)
+
+    @override
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not self._mixed_step:
+            return
+        self._mixed_step = False
+        labels = self.targets == "labels"
+        note = _NOTE.format(
+            name=type(self).__name__,
+            targets=self.targets,
+            what=_NOTE_LABELS if labels else _NOTE_SOFT,
+            fixes=_FIXES_LABELS if labels else _FIXES_SOFT,
+        )
+        if hasattr(exception, "add_note"):  # Python >= 3.11
+            exception.add_note(note)
+        else:  # pragma: no cover - Python 3.10: say it next to the traceback
+            warnings.warn(note, UserWarning, stacklevel=2)
+
+    def _check_frozen(self, kind: str, x: Tensor, target: Tensor | None) -> None:
+        """A tuple batch is mixed in place: only when its tensors belong to the step, and not into soft targets."""
+        if self.targets == "soft" and target is not None:
+            problem = 'targets="soft", which replaces the target by a new tensor'
+        # references: the tuple's, the hook's variable and this method's parameter
+        elif not owns_memory(x, references=3) or (target is not None and not owns_memory(target, references=3)):
+            problem = "tensors that share memory with other tensors (user data), which must not be changed"
+        else:
+            return
+        raise TypeError(
+            expected(
+                "batch",
+                "a mutable container (list, dict, dataclass or other object), or a tuple of tensors that belong to "
+                "the step",
+                f"a {kind} with {problem}",
+                "Lightning passes the same batch object to `training_step` and ignores what callbacks return. Make "
+                "your collate function (or your `on_after_batch_transfer`, which may rebuild the batch) return a "
+                "list or a dict, or pass `getter` and `setter`.",
+            )
+        )
+
+    def _set_labels(
+        self,
+        batch: Any,
+        key: Key,
+        target: Tensor,
+        params: MixParams,
+        input_shape: tuple[int, ...],
+        cut_dims: tuple[int, ...],
+        frozen: bool,
+    ) -> Tensor:
+        """Put the :class:`MixedLabels` of ``target`` in the batch; return the plain target before mixing."""
+        if target.ndim == 0 or target.shape[0] != params.batch_size:
+            shape = tuple(target.shape)
+            raise ValueError(expected("target.shape[0]", f"the batch size {params.batch_size}", shape))
+        device = target.device
+        lam = params.lam.to(device, non_blocking=True)
+        partner = params.partner.to(device, non_blocking=True)
+        before = target if type(target) is Tensor else target.as_subclass(Tensor)
+        own = before
+        spatial = tuple(input_shape[2:])
+        aligned = bool(spatial) and (
+            tuple(target.shape[1:]) == spatial
+            or (target.ndim == len(input_shape) and tuple(target.shape[2:]) == spatial)
+        )
+        if aligned and params.has_cutmix:  # CutMix pastes the partner's box into (a copy of) the mask
+            pasted = dataclasses.replace(params, has_mixup=False, mixed=params.mixed & params.cutmix)
+            own = mix_(before.clone(), pasted, cut_dims=cut_dims)
+            if params.has_mixup:  # the pasted samples are their own labels now; MixUp ones mix through the loss
+                lam = torch.where(params.cutmix.to(device, non_blocking=True), 1.0, lam)
+            else:
+                lam = torch.ones_like(lam)
+        lam = lam.view(-1, *([1] * (target.ndim - 1))).expand(target.shape)
+        partner_labels = before.index_select(0, partner)
+        if frozen:  # a tuple: the target object itself becomes the mixed labels
+            before = target.detach()  # a plain alias of the values before mixing
+            if own is not target:
+                target.set_(own)  # type: ignore[call-overload]
+            labels = _mix_labels_(target, partner_labels, lam, label_smoothing=self.label_smoothing)
+        else:
+            labels = _make(own, partner_labels, lam, _Mix(self.label_smoothing))
+            self.access.set(batch, key, labels)
+        self._reads = labels._mix
+        return before
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -364,7 +592,7 @@ class MixCallback(Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()  # a generator cannot be pickled (ddp_spawn, deepcopy): it is made again
-        state.update(_generator=None, _workspace=Workspace(), last_params=None, last_target=None)
+        state.update(_generator=None, _workspace=Workspace(), last_params=None, last_target=None, _reads=None)
         return state
 
     def _epochs(self, trainer: pl.Trainer) -> tuple[int, int | None]:
@@ -411,7 +639,7 @@ class MixCallback(Callback):
             x.shape[0], cut_sizes, has_mixup=self.mixup_alpha > 0, has_cutmix=self.has_cutmix, device=x.device
         )
 
-    def _set_target(
+    def _set_soft_target(
         self,
         batch: Any,
         key: Key,
@@ -439,7 +667,7 @@ class MixCallback(Callback):
             label_smoothing=self.label_smoothing,
             ignore_index=self.ignore_index,
             mask_mixup=self.mask_mixup,
-            copy=not owns_memory(target),
+            copy=True,  # a CutMix mask is pasted into a copy: the loader may hold it, and `last_target` does
             validate_args=not self._validated,
         )
         self._validated = True
@@ -498,6 +726,24 @@ class MixUpCallback(MixCallback):
     def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
         _check_preset("MixUpCallback", alpha, kwargs, ("mixup_alpha", "cutmix_alpha", "cutmix_minmax"))
         super().__init__(mixup_alpha=alpha, cutmix_alpha=0.0, cutmix_minmax=None, **kwargs)
+
+
+def _check_targets(targets: Any, mix_targets: bool | None) -> Literal["labels", "soft", "none"]:
+    choice: Literal["labels", "soft", "none"] = check_choice("targets", targets, ("labels", "soft", "none"))
+    if mix_targets is None:
+        return choice
+    check_bool("mix_targets", mix_targets)
+    warnings.warn(
+        '`mix_targets` is deprecated: `mix_targets=False` is `targets="none"`; `True` is the default '
+        '`targets="labels"` or `targets="soft"`.',
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    # `targets` at its default ("labels") is taken as not given: `mix_targets=False` alone means "none"
+    if (mix_targets and choice == "none") or (not mix_targets and choice == "soft"):
+        hint = '`mix_targets=False` is `targets="none"`; pass `targets` alone.'
+        raise ValueError(expected("mix_targets", f'consistent with targets="{choice}"', mix_targets, hint))
+    return choice if mix_targets else "none"
 
 
 def _check_preset(

@@ -36,6 +36,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibratio
 from typing_extensions import override
 
 from lightning_mix.functional._checks import check_int, check_probability, expected
+from lightning_mix.labels import MixedLabels
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure, SubFigure
@@ -441,7 +442,7 @@ class BatchSnapshot(Callback):
     """Keep a CPU copy of the first training batch exactly as ``training_step`` receives it.
 
     Put it *after* a mixing callback in ``Trainer(callbacks=[...])``: Lightning calls callbacks in order, so it
-    sees the mixed input and the soft targets.
+    sees the mixed input and the mixed target (a :class:`~lightning_mix.MixedLabels`, or soft targets).
 
     Args:
         input_key: position or key of the input in the batch.
@@ -490,7 +491,7 @@ def plot_batch(
 
     Args:
         images: ``(B, C, H, W)`` images with 1 or 3 channels, each rescaled to [0, 1] for display.
-        targets: ``(B,)`` class indices or ``(B, K)`` soft targets.
+        targets: ``(B,)`` class indices, :class:`~lightning_mix.MixedLabels` of them, or ``(B, K)`` soft targets.
         columns: images per row.
         title: figure title.
         figure: a matplotlib figure or subfigure to draw into; a new figure when None.
@@ -502,7 +503,15 @@ def plot_batch(
         >>> fig = plot_batch(torch.rand(4, 1, 8, 8), torch.tensor([[0.7, 0.3], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]))
         >>> [ax.get_title() for ax in fig.axes]
         ['0: 0.70\n1: 0.30', '0: 1.00', '1: 1.00', '0: 0.50\n1: 0.50']
+        >>> from lightning_mix import MixedLabels
+        >>> mixed = MixedLabels(torch.tensor([0, 2]), torch.tensor([2, 0]), torch.tensor([0.75, 1.0]))
+        >>> [ax.get_title() for ax in plot_batch(torch.rand(2, 1, 8, 8), mixed).axes]
+        ['0: 0.75\n2: 0.25', '2: 1.00']
     """
+    if isinstance(targets, MixedLabels) and targets.ndim == 1:  # captions from the two labels and their weights
+        own, partner, lam = targets.labels.long(), targets.partner_labels.long(), targets.lam
+        classes = int(torch.maximum(own, partner).max()) + 1 if own.numel() else 1  # a host read: plotting only
+        targets = lam[:, None] * F.one_hot(own, classes) + (1 - lam[:, None]) * F.one_hot(partner, classes)
     count = images.shape[0]
     cols = max(1, min(columns, count))
     rows = math.ceil(count / cols)

@@ -14,7 +14,9 @@ from lightning_mix.functional.accuracy import (
     _mixed_accuracy_compute,
     _mixed_accuracy_tensor_validation,
     _mixed_accuracy_update,
+    _mixed_label_accuracy_update,
 )
+from lightning_mix.labels import MixedLabels
 
 __all__ = ["MixedAccuracy"]
 
@@ -22,11 +24,13 @@ __all__ = ["MixedAccuracy"]
 class MixedAccuracy(Metric):
     """Accuracy on class indices or mixed targets, synchronised across processes like any torchmetrics metric.
 
-    ``update(preds, target)`` takes ``(B, C, *d)`` logits or probabilities and ``(B, *d)`` class indices or
-    ``(B, C, *d)`` dense targets; see :func:`~lightning_mix.functional.mixed_accuracy` for the modes and the
-    label-smoothing rule. With class indices it equals
-    ``MulticlassAccuracy(num_classes, average="micro", top_k=top_k)``, so one metric class serves mixed training
-    batches and clean validation batches.
+    ``update(preds, target)`` takes ``(B, C, *d)`` logits or probabilities and ``(B, *d)`` class indices,
+    ``(B, C, *d)`` dense targets or :class:`~lightning_mix.MixedLabels`; see
+    :func:`~lightning_mix.functional.mixed_accuracy` for the modes and the label-smoothing rule. With class
+    indices it equals ``MulticlassAccuracy(num_classes, average="micro", top_k=top_k)``, so one metric class
+    serves mixed training batches and clean validation batches. Given :class:`~lightning_mix.MixedLabels` (the
+    callback's default target form), a top-k hit of the own label earns λ and one of the partner's label
+    1 − λ, exactly the credit of the matching dense target, computed from the two label sets.
 
     Training accuracy on mixed batches measures how well the model recovers both sources of a mixed sample. It
     is lower than, and not comparable with, validation accuracy on clean samples.
@@ -89,17 +93,27 @@ class MixedAccuracy(Metric):
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add the credit of one batch."""
-        _mixed_accuracy_tensor_validation(
-            preds, target, self.num_classes, self.top_k, self.ignore_index, self.validate_args
-        )
-        correct, total = _mixed_accuracy_update(
-            preds,
-            target,
-            top_k=self.top_k,
-            mode=self.mode,
-            label_smoothing=self.label_smoothing,
-            ignore_index=self.ignore_index,
-        )
+        if isinstance(target, MixedLabels):  # λ-credit from the two label sets, no dense target built
+            own, partner = target.labels, target.partner_labels
+            for labels in (own, partner):
+                _mixed_accuracy_tensor_validation(
+                    preds, labels, self.num_classes, self.top_k, self.ignore_index, self.validate_args
+                )
+            correct, total = _mixed_label_accuracy_update(
+                preds, own, partner, target.lam, top_k=self.top_k, mode=self.mode, ignore_index=self.ignore_index
+            )
+        else:
+            _mixed_accuracy_tensor_validation(
+                preds, target, self.num_classes, self.top_k, self.ignore_index, self.validate_args
+            )
+            correct, total = _mixed_accuracy_update(
+                preds,
+                target,
+                top_k=self.top_k,
+                mode=self.mode,
+                label_smoothing=self.label_smoothing,
+                ignore_index=self.ignore_index,
+            )
         self.correct += correct
         self.total += total
 

@@ -75,6 +75,16 @@ def test_custom_getter_and_setter_receive_role_names_or_the_given_keys() -> None
     assert BatchAccess(0, "y", getter=access.getter, setter=access.setter).locate(None, with_target=True) == (0, "y")
 
 
+def test_tuples_are_located_but_take_no_new_items() -> None:
+    batch = (X, Y)
+    access = BatchAccess()
+    assert access.locate(batch, with_target=True) == (0, 1) and access.frozen(batch)
+    assert not BatchAccess(getter=lambda b, k: b[k], setter=lambda b, k, v: None).frozen(batch)
+    access.set(batch, 1, Y)  # the same object: nothing to do
+    with pytest.raises(TypeError, match=r"mutable container, but got 'tuple'\. .*`on_after_batch_transfer`"):
+        access.set(batch, 1, Y.clone())
+
+
 def test_default_names() -> None:
     assert "image" in INPUT_NAMES and "pixel_values" in INPUT_NAMES and "label" in TARGET_NAMES
 
@@ -82,7 +92,7 @@ def test_default_names() -> None:
 @pytest.mark.parametrize(
     ("batch", "kwargs", "error", "match"),
     [
-        ((X, Y), {}, TypeError, r"Expected `batch` to be a mutable container .* but got 'tuple'\. Lightning passes"),
+        (range(2), {}, TypeError, r"Expected `batch` to be a mutable container .* but got 'range'\. Lightning passes"),
         (X, {}, TypeError, r"but got 'Tensor'"),
         (types.MappingProxyType({"image": X}), {}, TypeError, r"Expected `batch` to be a mutable mapping"),
         (FrozenPair(X, Y), {}, TypeError, r"Expected `batch` to be an object whose attributes can be set.*getter"),
@@ -122,10 +132,20 @@ def test_get_refuses_non_tensors() -> None:
         (lambda d: torch.as_tensor(d.numpy().copy()), False),  # NumPy's memory
         (lambda d: d.share_memory_(), True),  # what DataLoader workers send
         (lambda d: d.view(-1).as_strided((2, 3, 4, 4), (48, 16, 4, 1), 96), False),
+        (lambda d: d.as_strided(d.shape, d.stride()), False),  # the whole storage, but another tensor over it
+        (lambda d: KEPT.append(d) or d, False),  # someone else holds the tensor object
+        (lambda d: KEPT.append(d) or d.detach(), False),  # someone else holds a tensor over the memory
+        (lambda d: torch.frombuffer(bytearray(d.numpy().tobytes()), dtype=d.dtype).view(d.shape), False),
     ],
 )
 def test_owns_memory(make: Any, owns: bool) -> None:
-    assert owns_memory(make(torch.zeros(4, 3, 4, 4))) is owns
+    x = make(torch.zeros(4, 3, 4, 4))  # `x` is the only reference this test accounts for
+    result = owns_memory(x)  # (not inside `assert`: pytest keeps the operands of an assertion alive)
+    KEPT.clear()
+    assert result is owns
+
+
+KEPT: list[Tensor] = []
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from conftest import requires_cuda
-from lightning_mix import CutMixCallback, MixCallback, MixParams, MixUpCallback
+from lightning_mix import CutMixCallback, MixCallback, MixedLabels, MixParams, MixUpCallback
 from lightning_mix.functional import mix_, mix_target, mixed_loss
-from sync_guard import forbid_syncs
 from tiny_trainer import make_trainer
 
 NUM_CLASSES = 4
@@ -93,9 +92,11 @@ def assert_mixed_as_recorded(x0: Tensor, y0: Tensor, x: Tensor, y: Tensor, param
 @pytest.mark.parametrize(
     "callback",
     [
-        pytest.param(lambda: CutMixCallback(alpha=1.0, seed=1), id="cutmix"),
-        pytest.param(lambda: MixUpCallback(alpha=1.0, seed=1), id="mixup"),
-        pytest.param(lambda: MixCallback(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", seed=1), id="both-elem"),
+        pytest.param(lambda: CutMixCallback(targets="soft", alpha=1.0, seed=1), id="cutmix"),
+        pytest.param(lambda: MixUpCallback(targets="soft", alpha=1.0, seed=1), id="mixup"),
+        pytest.param(
+            lambda: MixCallback(targets="soft", mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", seed=1), id="both-elem"
+        ),
     ],
 )
 def test_unchanged_classifier_trains_on_mixed_batches_and_validates_on_clean_ones(callback: Callable) -> None:
@@ -121,7 +122,7 @@ def test_unchanged_classifier_trains_on_mixed_batches_and_validates_on_clean_one
 
 def test_mixing_reaches_training_step_as_soft_targets_that_cross_entropy_accepts() -> None:
     model = Classifier()
-    make_trainer(CutMixCallback(seed=0)).fit(model, list_loader())
+    make_trainer(CutMixCallback(targets="soft", seed=0)).fit(model, list_loader())
     _, y, params, target = model.train_seen[0]
     assert y.ndim == 2  # a silent no-op would leave class indices here
     assert float(F.cross_entropy(torch.zeros(4, NUM_CLASSES), y)) == pytest.approx(float(torch.log(torch.tensor(4.0))))
@@ -223,7 +224,7 @@ def stack(samples: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
 )
 def test_batch_structures_are_edited_in_place(loader: Callable, unpack: Callable, kwargs: dict[str, Any]) -> None:
     model = Classifier(unpack)
-    make_trainer(MixUpCallback(seed=0, **kwargs)).fit(model, loader())
+    make_trainer(MixUpCallback(targets="soft", seed=0, **kwargs)).fit(model, loader())
     x_all, y_all = make_data(8)
     for i, (x, y, params, _) in enumerate(model.train_seen):
         assert params is not None
@@ -234,9 +235,14 @@ def test_batch_structures_are_edited_in_place(loader: Callable, unpack: Callable
     ("collate", "kwargs", "error", "match"),
     [
         pytest.param(
-            stack, {}, TypeError, r"Expected `batch` to be a mutable container .* but got 'tuple'\. Lightning"
+            stack,
+            {},
+            TypeError,
+            r"Expected `batch` to be a mutable container .*, or a tuple of tensors that belong to the step, but got "
+            r"'a tuple with targets=\"soft\", which replaces the target by a new tensor'\. Lightning .* collate "
+            r"function \(or your `on_after_batch_transfer`",
         ),
-        pytest.param(lambda s: Pair(*stack(s)), {}, TypeError, r"mutable container .* but got 'Pair'\. Lightning"),
+        pytest.param(lambda s: Pair(*stack(s)), {}, TypeError, r"but got 'a Pair with targets=\"soft\".*Lightning"),
         pytest.param(lambda s: stack(s)[0], {}, TypeError, r"mutable container .* but got 'Tensor'"),
         pytest.param(lambda s: list(stack(s)), {"input_key": 2}, ValueError, r"`input_key` to be a position in a list"),
         pytest.param(
@@ -249,13 +255,13 @@ def test_batches_that_cannot_be_edited_fail_on_the_first_step(
     collate: Callable, kwargs: dict[str, Any], error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        make_trainer(MixUpCallback(**kwargs)).fit(Classifier(), tensor_loader(collate))
+        make_trainer(MixUpCallback(targets="soft", **kwargs)).fit(Classifier(), tensor_loader(collate))
 
 
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_odd_last_batch_and_batch_size_one(mode: str) -> None:
     model = Classifier()
-    cb = MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, seed=0)
+    cb = MixCallback(targets="soft", mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, seed=0)
     make_trainer(cb, limit_train_batches=None, max_epochs=1).fit(model, list_loader(n=9, batch_size=4))
     assert [len(x) for x, *_ in model.train_seen] == [4, 4, 1]
     x_all, y_all = make_data(9)
@@ -298,7 +304,7 @@ def test_a_batch_that_views_the_dataset_leaves_the_dataset_bit_identical(make: C
     data = make(x)
     before = copy.deepcopy(data)
     model = Classifier()
-    cb = MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", seed=0)
+    cb = MixCallback(targets="soft", mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", seed=0)
     make_trainer(cb).fit(model, SlicingLoader(data, y, wrap))
     assert bool((data == before).all())
     seen, *_ = model.train_seen[1]
@@ -322,16 +328,16 @@ class ClassesDataModule(LightningDataModule):
 
 def test_num_classes_is_found_on_the_module_its_hparams_or_the_datamodule() -> None:
     model = Classifier()  # hparams.num_classes
-    make_trainer(MixUpCallback(seed=0)).fit(model, list_loader())
+    make_trainer(MixUpCallback(targets="soft", seed=0)).fit(model, list_loader())
     assert model.train_seen[0][1].shape == (4, NUM_CLASSES)
 
     attribute = NoClasses()
     attribute.num_classes = np.int64(NUM_CLASSES)  # e.g. len(np.unique(labels))
-    make_trainer(MixUpCallback(seed=0)).fit(attribute, list_loader())
+    make_trainer(MixUpCallback(targets="soft", seed=0)).fit(attribute, list_loader())
     assert attribute.train_seen[0][1].shape == (4, NUM_CLASSES)
 
     from_datamodule = NoClasses()
-    make_trainer(MixUpCallback(seed=0)).fit(from_datamodule, datamodule=ClassesDataModule())
+    make_trainer(MixUpCallback(targets="soft", seed=0)).fit(from_datamodule, datamodule=ClassesDataModule())
     assert from_datamodule.train_seen[0][1].shape == (4, NUM_CLASSES)
 
 
@@ -339,15 +345,15 @@ def test_missing_or_wrong_num_classes_fail_with_where_to_set_it() -> None:
     with pytest.raises(
         ValueError, match=r"Expected `num_classes` to be known for class-index targets.*LightningDataModule"
     ):
-        make_trainer(MixUpCallback()).fit(NoClasses(), list_loader())
+        make_trainer(MixUpCallback(targets="soft")).fit(NoClasses(), list_loader())
     model = NoClasses()
     model.num_classes = 0
     with pytest.raises(ValueError, match=r"Expected `pl_module.num_classes` to be an int >= 1, but got 0"):
-        make_trainer(MixUpCallback()).fit(model, list_loader())
+        make_trainer(MixUpCallback(targets="soft")).fit(model, list_loader())
     with pytest.raises(TypeError, match=r"Expected `pl_module.hparams.num_classes` to be an int, but got 4.0"):
-        make_trainer(MixUpCallback()).fit(Classifier(num_classes=4.0), list_loader())  # type: ignore[arg-type]
+        make_trainer(MixUpCallback(targets="soft")).fit(Classifier(num_classes=4.0), list_loader())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"Expected `target` to be class indices in \[0, 3\)"):
-        make_trainer(MixUpCallback(num_classes=3)).fit(Classifier(), list_loader())
+        make_trainer(MixUpCallback(targets="soft", num_classes=3)).fit(Classifier(), list_loader())
 
 
 @pytest.mark.parametrize("callback", [CutMixCallback, MixUpCallback])
@@ -368,18 +374,20 @@ def one_hot_batches(samples: list[tuple[Tensor, Tensor]]) -> list[Tensor]:
 
 def test_dense_targets_are_mixed_without_num_classes() -> None:
     model = NoClasses()
-    make_trainer(CutMixCallback(seed=0)).fit(model, tensor_loader(one_hot_batches))
+    make_trainer(CutMixCallback(targets="soft", seed=0)).fit(model, tensor_loader(one_hot_batches))
     x_all, y_all = make_data(8)
     x, y, params, target = model.train_seen[0]
     assert params is not None and target is not None and target.shape == (4, NUM_CLASSES)
     assert_mixed_as_recorded(x_all[:4], y_all[:4], x, y, params)
     with pytest.raises(ValueError, match=r"Expected `label_smoothing` to be 0 for dense targets"):
-        make_trainer(CutMixCallback(label_smoothing=0.1)).fit(NoClasses(), tensor_loader(one_hot_batches))
+        make_trainer(CutMixCallback(targets="soft", label_smoothing=0.1)).fit(
+            NoClasses(), tensor_loader(one_hot_batches)
+        )
 
 
 def test_label_smoothing_is_folded_into_the_targets() -> None:
     model = Classifier()
-    make_trainer(MixUpCallback(label_smoothing=0.2, prob=0.0)).fit(model, list_loader())
+    make_trainer(MixUpCallback(targets="soft", label_smoothing=0.2, prob=0.0)).fit(model, list_loader())
     _, y, _, target = model.train_seen[0]
     assert target is not None
     expected = F.one_hot(target, NUM_CLASSES).float() * 0.8 + 0.2 / NUM_CLASSES
@@ -394,7 +402,7 @@ def test_mixup_of_feature_vectors() -> None:
     x, y = make_data(8)
     model = Features()
     loader = DataLoader(TensorDataset(x.flatten(1), y), batch_size=4)
-    make_trainer(MixUpCallback(seed=0)).fit(model, loader)
+    make_trainer(MixUpCallback(targets="soft", seed=0)).fit(model, loader)
     seen, _, params, _ = model.train_seen[0]
     assert params is not None
     lam = params.lam[:, None]
@@ -420,15 +428,39 @@ class InterpolatedLoss(Classifier):
 
 def test_loss_interpolation_recipe_with_untouched_targets() -> None:
     model = InterpolatedLoss()
-    make_trainer(MixUpCallback(mix_targets=False, seed=0)).fit(model, list_loader())
+    make_trainer(MixUpCallback(targets="none", seed=0)).fit(model, list_loader())
     x_all, y_all = make_data(8)
     for i, (x, y, params, losses) in enumerate(model.train_seen):
         assert params is not None and losses is not None
         assert torch.equal(y, y_all[4 * i : 4 * i + 4])  # targets untouched
         torch.testing.assert_close(x, mix_(x_all[4 * i : 4 * i + 4].clone(), params))
         torch.testing.assert_close(losses[0], losses[1])  # cross-entropy is linear in the target
-    with pytest.raises(ValueError, match=r"Expected `label_smoothing` to be 0 with `mix_targets=False`"):
-        MixUpCallback(mix_targets=False, label_smoothing=0.1)
+    with pytest.raises(ValueError, match=r"Expected `label_smoothing` to be 0 with targets=\"none\", but got 0.1\.$"):
+        MixUpCallback(targets="none", label_smoothing=0.1)
+
+
+def test_mix_targets_is_a_deprecated_alias_of_targets_none() -> None:
+    with pytest.warns(
+        DeprecationWarning, match=r"`mix_targets` is deprecated: `mix_targets=False` is `targets=\"none\"`"
+    ):
+        assert MixUpCallback(mix_targets=False).targets == "none"
+    with pytest.warns(DeprecationWarning, match="`mix_targets` is deprecated"):
+        assert MixUpCallback(mix_targets=True, targets="soft").targets == "soft"
+    with (
+        pytest.warns(DeprecationWarning, match="`mix_targets` is deprecated"),
+        pytest.raises(
+            ValueError, match=r"Expected `mix_targets` to be consistent with targets=\"soft\", but got False\."
+        ),
+    ):
+        MixUpCallback(mix_targets=False, targets="soft")
+    with (
+        pytest.warns(DeprecationWarning, match="`mix_targets` is deprecated"),
+        pytest.raises(
+            ValueError, match=r"Expected `mix_targets` to be consistent with targets=\"none\", but got True\."
+        ),
+    ):
+        MixUpCallback(mix_targets=True, targets="none")
+    assert not MixUpCallback(targets="none").mix_targets and MixUpCallback().mix_targets
 
 
 def test_from_trainer_needs_exactly_one_callback() -> None:
@@ -437,8 +469,13 @@ def test_from_trainer_needs_exactly_one_callback() -> None:
     ):
         MixCallback.from_trainer(make_trainer())
     with pytest.raises(RuntimeError, match=r"to be 1, but got 2\. Pick"):
-        MixCallback.from_trainer(make_trainer(CutMixCallback(), MixUpCallback(start_epoch=3)))
-    assert isinstance(CutMixCallback.from_trainer(make_trainer(CutMixCallback(), MixUpCallback())), CutMixCallback)
+        MixCallback.from_trainer(
+            make_trainer(CutMixCallback(targets="soft"), MixUpCallback(targets="soft", start_epoch=3))
+        )
+    assert isinstance(
+        CutMixCallback.from_trainer(make_trainer(CutMixCallback(targets="soft"), MixUpCallback(targets="soft"))),
+        CutMixCallback,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ pairing
@@ -460,7 +497,7 @@ def shuffled_loader(n: int = 9, batch_size: int = 3, seed: int = 5, shuffle: boo
 )
 def test_pairing_auto_is_adjacent_exactly_when_the_loader_shuffles(pairing: str, shuffle: bool, adjacent: bool) -> None:
     model = Classifier()
-    cb = MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", pairing=pairing, seed=0)
+    cb = MixCallback(targets="soft", mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", pairing=pairing, seed=0)
     make_trainer(cb).fit(model, shuffled_loader(shuffle=shuffle))
     assert cb.pairing == pairing
     assert cb.last_params is not None and cb.last_params.adjacent is adjacent
@@ -485,20 +522,20 @@ class FlipData(LightningDataModule):
 
 def test_auto_pairing_is_decided_again_at_every_epoch_start() -> None:
     model = Classifier()
-    cb = MixCallback(cutmix_alpha=1.0, seed=0)
+    cb = MixCallback(targets="soft", cutmix_alpha=1.0, seed=0)
     assert cb.pairing == "auto"  # the default
     make_trainer(cb, max_epochs=2, reload_dataloaders_every_n_epochs=1).fit(model, datamodule=FlipData())
     assert [p is not None and p.adjacent for _, _, p, _ in model.train_seen] == [True, True, False, False]
 
 
 def test_auto_pairing_is_resolved_when_resuming_mid_epoch(tmp_path: Any) -> None:
-    cb = MixCallback(cutmix_alpha=1.0, seed=0)
+    cb = MixCallback(targets="soft", cutmix_alpha=1.0, seed=0)
     checkpoints = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)
     trainer = make_trainer(cb, checkpoints, limit_train_batches=3, enable_checkpointing=True)
     trainer.fit(Classifier(), shuffled_loader(n=12))
     assert cb.last_params is not None and cb.last_params.adjacent
 
-    resumed, model = MixCallback(cutmix_alpha=1.0, seed=0), Classifier()
+    resumed, model = MixCallback(targets="soft", cutmix_alpha=1.0, seed=0), Classifier()
     trainer = make_trainer(resumed, limit_train_batches=3)
     trainer.fit(model, shuffled_loader(n=12), ckpt_path=tmp_path / "epoch=0-step=2.ckpt")
     assert len(model.train_seen) == 1  # the third batch of the epoch, after the mid-epoch checkpoint
@@ -538,7 +575,7 @@ def assert_same_stream(a: list[tuple[Tensor, Tensor]], b: list[tuple[Tensor, Ten
 
 def test_runs_are_reproducible_from_the_global_seed_or_the_seed_argument() -> None:
     def both() -> MixCallback:
-        return MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem")
+        return MixCallback(targets="soft", mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem")
 
     seed_everything(3)
     reused = both()
@@ -552,14 +589,14 @@ def test_runs_are_reproducible_from_the_global_seed_or_the_seed_argument() -> No
     assert not torch.equal(first_run[0][0], other[0][0])
     assert not torch.equal(first_run[0][0], first_run[1][0])  # every step draws anew
     seed_everything(5)
-    with_seed = run(CutMixCallback(seed=11), limit_train_batches=3)
+    with_seed = run(CutMixCallback(targets="soft", seed=11), limit_train_batches=3)
     seed_everything(6)
-    assert_same_stream(with_seed, run(CutMixCallback(seed=11), limit_train_batches=3))
+    assert_same_stream(with_seed, run(CutMixCallback(targets="soft", seed=11), limit_train_batches=3))
 
 
 def test_resume_from_a_mid_epoch_checkpoint_mixes_as_the_uninterrupted_run(tmp_path: Any) -> None:
     def both() -> MixCallback:
-        return MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", prob=0.7)
+        return MixCallback(targets="soft", mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", prob=0.7)
 
     seed_everything(7)
     cb = both()
@@ -575,17 +612,17 @@ def test_resume_from_a_mid_epoch_checkpoint_mixes_as_the_uninterrupted_run(tmp_p
 
 
 def test_state_dict_round_trip_and_pickling() -> None:
-    cb = MixUpCallback(seed=0)
+    cb = MixUpCallback(targets="soft", seed=0)
     assert cb.state_dict() == {"seed": None, "step": 0, "enabled": True}
     model = Classifier()
     make_trainer(cb).fit(model, list_loader())
     assert cb.state_dict() == {"seed": 0, "step": 2, "enabled": True}
     clone = pickle.loads(pickle.dumps(cb))
     assert clone.state_dict() == cb.state_dict() and clone.last_params is None
-    fresh = MixUpCallback()
+    fresh = MixUpCallback(targets="soft")
     fresh.load_state_dict(copy.deepcopy(cb).state_dict())
     assert fresh.state_dict() == cb.state_dict()
-    assert MixUpCallback().state_key != MixUpCallback(stop_epoch=5).state_key
+    assert MixUpCallback(targets="soft").state_key != MixUpCallback(targets="soft", stop_epoch=5).state_key
 
 
 # -------------------------------------------------------------------------------------- schedule and enabled
@@ -598,7 +635,7 @@ def mixed_per_step(model: Classifier) -> list[bool]:
 @pytest.mark.parametrize("stop_epoch", [3, -1])
 def test_epoch_schedule_mixes_only_in_start_stop_and_keeps_the_target_format(stop_epoch: int) -> None:
     model = Classifier()
-    cb = MixUpCallback(start_epoch=1, stop_epoch=stop_epoch, label_smoothing=0.1, seed=0)
+    cb = MixUpCallback(targets="soft", start_epoch=1, stop_epoch=stop_epoch, label_smoothing=0.1, seed=0)
     make_trainer(cb, max_epochs=4, limit_train_batches=1).fit(model, list_loader())
     assert mixed_per_step(model) == [False, True, True, False]
     x_all, y_all = make_data(8)
@@ -614,17 +651,42 @@ class DisablesAfterFirstEpoch(Classifier):
 
 def test_enabled_can_be_switched_off_at_runtime_and_is_checkpointed() -> None:
     model = DisablesAfterFirstEpoch()
-    cb = CutMixCallback(seed=0)
+    cb = CutMixCallback(targets="soft", seed=0)
     make_trainer(cb, max_epochs=2, limit_train_batches=1).fit(model, list_loader())
     assert mixed_per_step(model) == [True, False]
     assert cb.state_dict()["enabled"] is False
 
 
+class PausesAfterFirstStep(Classifier):
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        MixCallback.from_trainer(self.trainer).enabled = False
+
+
+def test_a_paused_callback_stays_paused_after_resume(tmp_path: Any) -> None:
+    cb, model = CutMixCallback(seed=0), PausesAfterFirstStep()
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)
+    make_trainer(cb, checkpoints, max_epochs=2, limit_train_batches=2, enable_checkpointing=True).fit(
+        model, list_loader()
+    )
+    assert mixed_per_step(model) == [True, False, False, False]
+    path = tmp_path / "epoch=0-step=2.ckpt"
+    assert torch.load(path, weights_only=True)["callbacks"][cb.state_key]["enabled"] is False
+
+    resumed, model = CutMixCallback(seed=0), Classifier()
+    assert resumed.enabled  # the default, which the checkpoint overrides
+    make_trainer(resumed, max_epochs=2, limit_train_batches=2).fit(model, list_loader(), ckpt_path=path)
+    assert not resumed.enabled and mixed_per_step(model) == [False, False]
+    x_all, _ = make_data(8)
+    assert torch.equal(model.train_seen[0][0], x_all[:4]) and torch.equal(model.train_seen[1][0], x_all[4:])
+
+
 def test_negative_stop_epoch_needs_max_epochs_and_an_empty_window_warns() -> None:
     with pytest.raises(RuntimeError, match=r"Expected `Trainer\(max_epochs=...\)` to be set when `stop_epoch` < 0"):
-        make_trainer(MixUpCallback(stop_epoch=-1), max_epochs=-1, max_steps=2).fit(Classifier(), list_loader())
+        make_trainer(MixUpCallback(targets="soft", stop_epoch=-1), max_epochs=-1, max_steps=2).fit(
+            Classifier(), list_loader()
+        )
     with pytest.warns(UserWarning, match=r"MixUpCallback will not mix: its epochs \[0, 0\) are empty"):
-        make_trainer(MixUpCallback(stop_epoch=-1)).fit(Classifier(), list_loader())
+        make_trainer(MixUpCallback(targets="soft", stop_epoch=-1)).fit(Classifier(), list_loader())
 
 
 # ------------------------------------------------------------------------------- trainer features and tuners
@@ -632,7 +694,7 @@ def test_negative_stop_epoch_needs_max_epochs_and_an_empty_window_warns() -> Non
 
 def test_bf16_mixed_precision() -> None:
     model = Classifier()
-    make_trainer(MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, seed=0), precision="bf16-mixed").fit(
+    make_trainer(MixCallback(targets="soft", mixup_alpha=1.0, cutmix_alpha=1.0, seed=0), precision="bf16-mixed").fit(
         model, list_loader()
     )
     x_all, y_all = make_data(8)
@@ -644,14 +706,16 @@ def test_bf16_mixed_precision() -> None:
 def test_bf16_inputs_are_mixed_in_their_dtype_with_float32_targets() -> None:
     x, y = make_data(8)
     model = Classifier()
-    make_trainer(MixUpCallback(seed=0)).fit(model, DataLoader(TensorDataset(x.bfloat16(), y), batch_size=4))
+    make_trainer(MixUpCallback(targets="soft", seed=0)).fit(
+        model, DataLoader(TensorDataset(x.bfloat16(), y), batch_size=4)
+    )
     seen, soft, params, _ = model.train_seen[0]
     assert params is not None and seen.dtype == torch.bfloat16 and soft.dtype == torch.float32
     assert torch.equal(seen, mix_(x[:4].bfloat16(), params))
 
 
 def test_gradient_accumulation_mixes_every_micro_batch() -> None:
-    model, cb = Classifier(), MixUpCallback(seed=0)
+    model, cb = Classifier(), MixUpCallback(targets="soft", seed=0)
     trainer = make_trainer(cb, accumulate_grad_batches=2, limit_train_batches=4)
     trainer.fit(model, list_loader(n=16))
     assert trainer.global_step == 2 and cb.state_dict()["step"] == 4
@@ -663,7 +727,7 @@ def test_fast_dev_run() -> None:
     model = Classifier()
     x_all, y_all = make_data(8)
     val = DataLoader(TensorDataset(x_all, y_all), batch_size=4)
-    make_trainer(CutMixCallback(seed=0), fast_dev_run=True).fit(model, list_loader(), val)
+    make_trainer(CutMixCallback(targets="soft", seed=0), fast_dev_run=True).fit(model, list_loader(), val)
     assert len(model.train_seen) == 1 and model.train_seen[0][1].ndim == 2
     assert len(model.val_seen) == 1 and torch.equal(model.val_seen[0][1], y_all[:4])
 
@@ -679,9 +743,9 @@ class Tunable(Classifier):
 @pytest.mark.filterwarnings("ignore:.*(lr|learning rate|Skipping).*")
 def test_tuners_neither_crash_nor_advance_the_stream() -> None:
     reference = Tunable()
-    make_trainer(MixUpCallback(seed=0), limit_val_batches=0).fit(reference)
+    make_trainer(MixUpCallback(targets="soft", seed=0), limit_val_batches=0).fit(reference)
 
-    model, cb = Tunable(), MixUpCallback(seed=0)
+    model, cb = Tunable(), MixUpCallback(targets="soft", seed=0)
     trainer = make_trainer(cb, limit_train_batches=8, limit_val_batches=1, max_epochs=2)
     tuner = Tuner(trainer)
     tuner.lr_find(model, min_lr=1e-3, max_lr=1e-1, num_training=8, early_stop_threshold=None)
@@ -704,7 +768,7 @@ class IterStep(Classifier):
 
 def test_dataloader_iter_steps_are_refused() -> None:
     with pytest.raises(RuntimeError, match=r"Expected `training_step` to be a method that receives the batch"):
-        make_trainer(MixUpCallback()).fit(IterStep(), list_loader())
+        make_trainer(MixUpCallback(targets="soft")).fit(IterStep(), list_loader())
 
 
 # -------------------------------------------------------------------------------------------- logging
@@ -740,7 +804,7 @@ class RecordingLogger(Logger):
 
 def test_stats_are_logged_per_step_and_per_epoch() -> None:
     logger, model = RecordingLogger(), Classifier()
-    cb = MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", prob=0.5, seed=0)
+    cb = MixCallback(targets="soft", mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", prob=0.5, seed=0)
     make_trainer(cb, logger=logger, log_every_n_steps=1, limit_train_batches=3).fit(model, list_loader(n=12))
     steps = [m for _, m in logger.metrics if "mix/lam_step" in m]
     assert len(steps) == 3
@@ -756,7 +820,7 @@ def test_stats_are_logged_per_step_and_per_epoch() -> None:
 
 def test_image_grids_every_n_epochs() -> None:
     logger = RecordingLogger()
-    cb = CutMixCallback(seed=0, log_images_every_n_epochs=2)
+    cb = CutMixCallback(targets="soft", seed=0, log_images_every_n_epochs=2)
     make_trainer(cb, logger=logger, max_epochs=3, limit_train_batches=2).fit(Classifier(), list_loader())
     assert [(tag, step) for tag, _, step in logger.images] == [("mix/images", 0), ("mix/images", 4)]
     image = logger.images[0][1]
@@ -768,7 +832,7 @@ def test_image_grids_reach_tensorboard(tmp_path: Any) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logger = TensorBoardLogger(tmp_path, name="", version="")
-    cb = CutMixCallback(seed=0, log_images_every_n_epochs=1)
+    cb = CutMixCallback(targets="soft", seed=0, log_images_every_n_epochs=1)
     make_trainer(cb, logger=logger, log_every_n_steps=1).fit(Classifier(), list_loader())
     events = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
     events.Reload()
@@ -785,7 +849,7 @@ def test_one_dimensional_signals_are_cut_along_time_and_warn_about_images() -> N
     x, y = make_data(8)
     signals = x.reshape(8, SHAPE[0], -1)
     model, logger = Signals(), RecordingLogger()
-    cb = CutMixCallback(seed=0, log_images_every_n_epochs=1)
+    cb = CutMixCallback(targets="soft", seed=0, log_images_every_n_epochs=1)
     with pytest.warns(UserWarning, match=r"logs no images of an input of shape \(4, 3, 48\)"):
         make_trainer(cb, logger=logger).fit(model, DataLoader(TensorDataset(signals, y), batch_size=4))
     seen, soft, params, _ = model.train_seen[0]
@@ -794,28 +858,6 @@ def test_one_dimensional_signals_are_cut_along_time_and_warn_about_images() -> N
 
 
 # ------------------------------------------------------------------------------------------- host syncs
-
-
-class Guarded(MixCallback):
-    """Fails if the hook reads device data on any step but the first of a fit."""
-
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step == 0 and trainer.current_epoch == 0 and batch_idx == 0:
-            super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
-            return
-        with forbid_syncs() as recorder:
-            super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
-        self.checked = getattr(self, "checked", 0) + 1
-        assert recorder.ops
-
-
-@pytest.mark.parametrize("mode", ["batch", "elem"])
-def test_the_hook_does_not_sync_after_the_first_step(mode: str) -> None:
-    cb = Guarded(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, prob=0.8, label_smoothing=0.1, stop_epoch=1, seed=0)
-    model = Classifier()
-    make_trainer(cb, logger=RecordingLogger(), max_epochs=2, limit_train_batches=3).fit(model, list_loader(n=12))
-    assert cb.checked == 5
-    assert mixed_per_step(model)[:3] != [False] * 3 and mixed_per_step(model)[3:] == [False] * 3
 
 
 class CudaSyncChecked(MixCallback):
@@ -832,8 +874,11 @@ class CudaSyncChecked(MixCallback):
 
 @requires_cuda
 @pytest.mark.gpu
-def test_on_cuda_the_generator_lives_on_the_device_and_the_hook_never_syncs() -> None:
-    cb = CudaSyncChecked(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", label_smoothing=0.1, stop_epoch=1, seed=0)
+@pytest.mark.parametrize("targets", ["soft", "labels"])
+def test_on_cuda_the_generator_lives_on_the_device_and_the_hook_never_syncs(targets: str) -> None:
+    cb = CudaSyncChecked(
+        mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", label_smoothing=0.1, stop_epoch=1, seed=0, targets=targets
+    )
     model = Classifier()
     trainer = make_trainer(
         cb, accelerator="gpu", devices=1, logger=RecordingLogger(), max_epochs=2, limit_train_batches=3
@@ -843,7 +888,11 @@ def test_on_cuda_the_generator_lives_on_the_device_and_the_hook_never_syncs() ->
     x, y, params, _ = model.train_seen[1]
     assert params is not None and params.lam.is_cuda and x.is_cuda and y.is_cuda
     x_all, y_all = make_data(12)
-    assert_mixed_as_recorded(x_all[4:8].cuda(), y_all[4:8].cuda(), x, y, params)
+    if targets == "soft":
+        assert_mixed_as_recorded(x_all[4:8].cuda(), y_all[4:8].cuda(), x, y, params)
+    else:
+        assert isinstance(y, MixedLabels) and y.lam.is_cuda and y.partner_labels.is_cuda
+        assert torch.equal(y.labels, y_all[4:8].cuda()) and torch.equal(y.partner_labels, y.labels[params.partner])
 
 
 # ----------------------------------------------------------------------------------------- argument checks
@@ -890,24 +939,27 @@ def test_on_cuda_the_generator_lives_on_the_device_and_the_hook_never_syncs() ->
 )
 def test_arguments_are_checked_at_construction(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
-        MixCallback(**kwargs)
+        MixCallback(targets="soft", **kwargs)
 
 
 def test_presets() -> None:
-    assert (CutMixCallback().cutmix_alpha, CutMixCallback().mixup_alpha) == (1.0, 0.0)
-    assert (CutMixCallback(pairing="adjacent").pairing, MixUpCallback(pairing="random").pairing) == (
+    assert (CutMixCallback(targets="soft").cutmix_alpha, CutMixCallback(targets="soft").mixup_alpha) == (1.0, 0.0)
+    assert (
+        CutMixCallback(targets="soft", pairing="adjacent").pairing,
+        MixUpCallback(targets="soft", pairing="random").pairing,
+    ) == (
         "adjacent",
         "random",
     )
-    assert (MixUpCallback(0.4).mixup_alpha, MixUpCallback().has_cutmix) == (0.4, False)
-    assert CutMixCallback(alpha=0.0, cutmix_minmax=(0.2, 0.8)).has_cutmix
+    assert (MixUpCallback(0.4, targets="soft").mixup_alpha, MixUpCallback(targets="soft").has_cutmix) == (0.4, False)
+    assert CutMixCallback(targets="soft", alpha=0.0, cutmix_minmax=(0.2, 0.8)).has_cutmix
     with pytest.raises(TypeError, match=r"`the arguments of CutMixCallback` to be free of mixup_alpha.*MixCallback"):
-        CutMixCallback(mixup_alpha=1.0)
+        CutMixCallback(targets="soft", mixup_alpha=1.0)
     with pytest.raises(TypeError, match=r"`the arguments of MixUpCallback` to be free of .*cutmix_minmax"):
-        MixUpCallback(cutmix_minmax=(0.2, 0.8))
+        MixUpCallback(targets="soft", cutmix_minmax=(0.2, 0.8))
     with pytest.raises(ValueError, match=r"Expected `alpha` to be a float > 0, but got 0"):
-        MixUpCallback(alpha=0)
+        MixUpCallback(targets="soft", alpha=0)
     with pytest.raises(ValueError, match=r"Expected `alpha` to be a float > 0, but got 0.0"):
-        CutMixCallback(alpha=0.0)
+        CutMixCallback(targets="soft", alpha=0.0)
     with pytest.raises(ValueError, match=r"Expected `alpha` to be a finite float >= 0"):
-        CutMixCallback(alpha=-1.0)
+        CutMixCallback(targets="soft", alpha=-1.0)

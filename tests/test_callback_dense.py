@@ -76,7 +76,7 @@ def _segmentation_data(n: int = 8, classes: int = 3, size: tuple[int, int] = (6,
 def test_cutmix_pastes_the_same_box_into_image_and_integer_mask(mode):
     data = _segmentation_data()
     module = Recorder(nn.Conv2d(3, 3, 1), lambda logits, mask: F.cross_entropy(logits, mask, ignore_index=IGNORE))
-    snapshot = _fit(module, MixCallback(cutmix_alpha=1.0, mode=mode, seed=0), data)
+    snapshot = _fit(module, MixCallback(targets="soft", cutmix_alpha=1.0, mode=mode, seed=0), data)
     assert len(module.seen) == 2
     for (x0, mask0), (x, mask, params) in zip(snapshot.batches, module.seen, strict=True):
         assert mask.dtype == torch.long
@@ -91,7 +91,11 @@ def test_mixup_on_masks_gives_per_pixel_soft_targets_that_ignore_pixels():
     data = _segmentation_data()
     loss = SoftTargetLoss()
     module = Recorder(nn.Conv2d(3, 3, 1), loss, num_classes=3)
-    _fit(module, MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", seed=1, ignore_index=IGNORE), data)
+    _fit(
+        module,
+        MixCallback(targets="soft", mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", seed=1, ignore_index=IGNORE),
+        data,
+    )
     for _, soft, params in module.seen:
         assert soft.shape == (4, 3, 6, 10)
         assert soft.dtype == torch.float32
@@ -105,7 +109,7 @@ def test_mask_mixup_error_refuses_soft_masks():
     data = _segmentation_data()
     module = Recorder(nn.Conv2d(3, 3, 1), SoftTargetLoss(), num_classes=3)
     with pytest.raises(ValueError, match=r'Expected `mask_mixup` to be "soft" when MixUp mixes segmentation masks'):
-        _fit(module, MixCallback(mixup_alpha=1.0, mask_mixup="error", seed=0), data)
+        _fit(module, MixCallback(targets="soft", mixup_alpha=1.0, mask_mixup="error", seed=0), data)
 
 
 def test_mask_of_another_size_is_a_clear_error():
@@ -114,7 +118,7 @@ def test_mask_of_another_size_is_a_clear_error():
     with pytest.raises(
         ValueError, match=r"Expected `mask.shape` to be \(B, \*spatial\) matching the input's \(4, 6, 10\)"
     ):
-        _fit(module, MixCallback(cutmix_alpha=1.0, seed=0), data)
+        _fit(module, MixCallback(targets="soft", cutmix_alpha=1.0, seed=0), data)
 
 
 def test_multi_hot_targets_train_with_the_binary_loss():
@@ -122,7 +126,7 @@ def test_multi_hot_targets_train_with_the_binary_loss():
     data = PairDataset(torch.rand(8, 3, 8, 8, generator=g), (torch.rand(8, 5, generator=g) < 0.4).float())
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 5))
     module = Recorder(net, SoftTargetBCELoss())
-    _fit(module, MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", seed=0), data)
+    _fit(module, MixCallback(targets="soft", mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", seed=0), data)
     for _, target, params in module.seen:
         assert target.shape == (4, 5)
         assert bool(((target >= 0) & (target <= 1)).all())
@@ -143,7 +147,7 @@ def test_pasted_fraction_equals_one_minus_lambda_for_every_shape(mode, shape, cu
     inputs = torch.arange(1.0, 9.0).view(8, *[1] * len(shape)).expand(8, *shape).contiguous()  # one value a sample
     data = PairDataset(inputs, torch.randint(4, (8,), generator=g))
     module = Recorder(nn.Sequential(nn.Flatten(), nn.Linear(inputs[0].numel(), 4)), F.cross_entropy, num_classes=4)
-    snapshot = _fit(module, MixCallback(cutmix_alpha=1.0, mode=mode, seed=4, cut_dims=cut_dims), data)
+    snapshot = _fit(module, MixCallback(targets="soft", cutmix_alpha=1.0, mode=mode, seed=4, cut_dims=cut_dims), data)
     dims = cut_dims or LF.default_cut_dims(inputs.ndim)
     for (x0, _), (x, target, params) in zip(snapshot.batches, module.seen, strict=True):
         changed = (x != x0).flatten(1).float().mean(1)  # partners always differ: every pasted value changes

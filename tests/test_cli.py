@@ -83,6 +83,7 @@ CALLBACK_FLAGS = [
     "--trainer.callbacks.alpha=0.5",
     "--trainer.callbacks.prob=0.75",
     "--trainer.callbacks.mode=elem",
+    "--trainer.callbacks.targets=soft",
     "--trainer.callbacks.label_smoothing=0.1",
     "--trainer.callbacks.num_classes=4",
     "--trainer.callbacks.seed=3",
@@ -188,7 +189,18 @@ def test_print_config_lists_the_callback(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_mixcli_fit_end_to_end_links_num_classes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    args = ["fit", *QUIET, "--mix.cutmix_alpha", "1.0", "--mix.mode", "elem", "--mix.seed", "0"]
+    args = [
+        "fit",
+        *QUIET,
+        "--mix.cutmix_alpha",
+        "1.0",
+        "--mix.mode",
+        "elem",
+        "--mix.seed",
+        "0",
+        "--mix.targets",
+        "soft",
+    ]
     args += ["--data.num_classes", "5", "--model.classes", "5", "--trainer.fast_dev_run=true"]
     args += ["--trainer.callbacks+=lightning_mix.demo.BatchSnapshot"]
     cli = MixCLI(TinyModel, TinyData, args=args)

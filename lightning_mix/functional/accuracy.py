@@ -14,6 +14,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor
+from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from lightning_mix.functional._checks import check_choice, check_int, check_probability, expected
 from lightning_mix.functional.loss import _TINY, _is_dense
@@ -118,6 +119,58 @@ def _mixed_accuracy_update(
     return credit.sum(), counted.sum()
 
 
+def _mixed_label_accuracy_update(
+    preds: Tensor, own: Tensor, partner: Tensor, lam: Tensor, *, top_k: int, mode: str, ignore_index: int | None
+) -> tuple[Tensor, Tensor]:
+    """The sums of :func:`_mixed_accuracy_update` for labels mixed as ``λ·own + (1 − λ)·partner``.
+
+    Equal to the credit of the dense target ``λ·keep_a·onehot(a) + (1 − λ)·keep_b·onehot(b)`` without building
+    it: ``keep`` is 0 at ``ignore_index``, a position whose two shares are both 0 is not counted.
+    """
+    classes = preds.shape[1]
+    scores = preds.movedim(1, -1).reshape(-1, classes)
+    top = scores.argmax(-1, keepdim=True) if top_k == 1 else scores.topk(top_k, dim=-1).indices
+    a, b, lam = own.reshape(-1, 1), partner.reshape(-1, 1), lam.reshape(-1)
+    share_a, share_b = lam, 1.0 - lam
+    if ignore_index is not None:
+        share_a, share_b = share_a * (a[:, 0] != ignore_index), share_b * (b[:, 0] != ignore_index)
+    mass = share_a + share_b
+    counted = mass > 0
+    if mode == "argmax":  # the heavier label; the lower class index at a tie, as the argmax of the dense target
+        tie = torch.minimum(a, b)
+        dominant = torch.where((share_a > share_b)[:, None], a, torch.where((share_b > share_a)[:, None], b, tie))
+        credit = ((top == dominant).any(-1) & counted).float()
+    else:
+        hits = share_a * (top == a).any(-1) + share_b * (top == b).any(-1)
+        credit = (hits / mass.clamp_min(_TINY)).clamp_max_(1.0)
+    return credit.sum(), counted.sum()
+
+
+def _mixed_label_accuracy(
+    preds: Tensor,
+    own: Tensor,
+    partner: Tensor,
+    lam: Tensor,
+    *,
+    top_k: int = 1,
+    mode: AccuracyMode = "credit",
+    num_classes: int | None = None,
+    label_smoothing: float = 0.0,
+    ignore_index: int | None = None,
+    validate_args: bool = True,
+) -> Tensor:
+    """:func:`mixed_accuracy` of mixed labels given as their two label sets and the own labels' weight."""
+    _mixed_accuracy_arg_validation(top_k, mode, num_classes, label_smoothing, ignore_index)
+    if _is_dense(own):
+        raise TypeError(expected("target", "mixed class indices", own.dtype, "Accuracy needs class indices."))
+    for labels in (own, partner):
+        _mixed_accuracy_tensor_validation(preds, labels, num_classes, top_k, ignore_index, validate_args)
+    correct, total = _mixed_label_accuracy_update(
+        preds, own, partner, lam, top_k=top_k, mode=mode, ignore_index=ignore_index
+    )
+    return _mixed_accuracy_compute(correct, total)
+
+
 def _mixed_accuracy_compute(correct: Tensor, total: Tensor) -> Tensor:
     """Return ``correct / total`` as float32, and 0 when nothing was counted."""
     return correct.float() / total.clamp_min(1).float()
@@ -183,6 +236,19 @@ def mixed_accuracy(
         >>> mixed_accuracy(preds, target, mode="argmax")
         tensor(0.5000)
     """
+    if has_torch_function_variadic(preds, target):  # e.g. MixedLabels, scored with λ-credit
+        return handle_torch_function(
+            mixed_accuracy,
+            (preds, target),
+            preds,
+            target,
+            top_k=top_k,
+            mode=mode,
+            num_classes=num_classes,
+            label_smoothing=label_smoothing,
+            ignore_index=ignore_index,
+            validate_args=validate_args,
+        )
     _mixed_accuracy_arg_validation(top_k, mode, num_classes, label_smoothing, ignore_index)
     _mixed_accuracy_tensor_validation(preds, target, num_classes, top_k, ignore_index, validate_args)
     correct, total = _mixed_accuracy_update(

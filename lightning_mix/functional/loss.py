@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from lightning_mix.functional._checks import check_choice, check_probability, expected
 
@@ -138,6 +139,17 @@ def soft_target_cross_entropy(
         ...                    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1]))))
         True
     """
+    if has_torch_function_variadic(logits, target):  # e.g. MixedLabels, which interpolate the loss
+        return handle_torch_function(
+            soft_target_cross_entropy,
+            (logits, target),
+            logits,
+            target,
+            weight=weight,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+            ignore_index=ignore_index,
+        )
     _check_logits(logits)
     eps = check_probability("label_smoothing", label_smoothing)
     check_choice("reduction", reduction, REDUCTIONS)
@@ -213,6 +225,17 @@ def soft_target_binary_cross_entropy(
         >>> soft_target_binary_cross_entropy(logits, torch.tensor([[1.0, 0.0], [0.5, 0.5]]))
         tensor(0.4793)
     """
+    if has_torch_function_variadic(logits, target):  # e.g. MixedLabels, which interpolate the loss
+        return handle_torch_function(
+            soft_target_binary_cross_entropy,
+            (logits, target),
+            logits,
+            target,
+            weight=weight,
+            pos_weight=pos_weight,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+        )
     _check_logits(logits)
     eps = check_probability("label_smoothing", label_smoothing)
     check_choice("reduction", reduction, REDUCTIONS)
