@@ -198,7 +198,11 @@ def test_demo_script_verbose_brings_lightning_back(
     demo.main([*args, "--out", str(tmp_path)])
     out, err = capfd.readouterr()
     lightning = " ".join(record.getMessage() for record in caplog.records if record.name.startswith("lightning"))
-    assert "GPU available" in lightning + out + err and "[1/1] no mixing, seed 0" in out
+    assert "[1/1] no mixing, seed 0" in out
+    # Lightning's own model summary or progress bar is back; its start-up lines too, though the capture misses
+    # them (and, on lightning 2.5, the summary) once another test has built a pytorch_lightning Trainer
+    assert any(mark in out + err for mark in ("| Name", "┃ Name", "Training:", "Epoch 0:"))
+    assert "GPU available" in lightning + out + err or "pytorch_lightning" in sys.modules
     assert "1 runs × 1 epochs" not in err  # Lightning's bars instead of the demo's
     assert logging.getLogger("lightning.pytorch").level == logging.INFO  # put back after a quiet run too
 
