@@ -393,3 +393,47 @@ def test_adjacent_scratch_on_an_accelerator_stays_under_one_batch(dtype, config,
     scratch = sum(b.numel() * b.element_size() for b in ws._blocks.values())
     buffer = 0 if ws._buffer is None else ws._buffer.numel() * ws._buffer.element_size()
     assert 0 < scratch + buffer <= x.numel() * x.element_size()
+
+
+# ------------------------------------------------------------------ found by mutation testing (`make mutants`)
+
+
+def test_identity_parameters_have_the_documented_fields_on_the_requested_device():
+    plain = MixParams.identity(3, (4, 5))
+    assert (plain.has_mixup, plain.has_cutmix, plain.shared, plain.adjacent) == (False, False, False, False)
+    assert MixParams.identity(3, (), has_mixup=True).has_mixup is True
+    assert MixParams.identity(3, (4,), has_cutmix=True).has_cutmix is True
+    assert (plain.lam.dtype, plain.partner.dtype, plain.box.dtype) == (torch.float32, torch.int64, torch.int64)
+    assert plain.mixed.dtype == plain.cutmix.dtype == torch.bool and plain.box.shape == (3, 2, 2)
+    assert plain.cut_sizes == (4, 5) and plain.batch_size == 3 and not bool(plain.box.any())
+    meta = MixParams.identity(3, (4, 5), device="meta")
+    assert {getattr(meta, f).device.type for f in ("lam", "partner", "cutmix", "mixed", "box")} == {"meta"}
+
+
+def test_params_to_moves_every_tensor_and_keeps_the_flags():
+    params = LF.sample_mix_params(4, (6, 6), mixup_alpha=1.0, cutmix_alpha=1.0, mode="batch", pairing="adjacent")
+    moved = params.to("meta")
+    assert {getattr(moved, f).device.type for f in ("lam", "partner", "cutmix", "mixed", "box")} == {"meta"}
+    assert (moved.shared, moved.adjacent, moved.cut_sizes) == (params.shared, params.adjacent, params.cut_sizes)
+    assert LF.box_mask(moved, (4, 3, 6, 6), (-2, -1)).device.type == "meta"  # built where the boxes are
+
+
+@pytest.mark.parametrize("change", ["dtype", "layout", "device"])
+def test_workspace_reallocates_when_any_one_property_changes(change):
+    ws = LF.Workspace()
+    x = torch.zeros(2, 3, 4, 4)
+    first = ws.get(x, torch.float32)
+    if change == "dtype":
+        second, expected = ws.get(x, torch.float64), (torch.float64, x.stride(), "cpu")
+    elif change == "layout":
+        y = x.contiguous(memory_format=torch.channels_last)
+        second, expected = ws.get(y, torch.float32), (torch.float32, y.stride(), "cpu")
+    else:
+        second, expected = ws.get(x.to("meta"), torch.float32), (torch.float32, x.stride(), "meta")
+    assert second is not first and (second.dtype, second.stride(), second.device.type) == expected
+
+
+def test_validate_args_checks_a_batch_of_one_value():
+    params = MixParams.identity(1, (), has_mixup=True)
+    with pytest.raises(ValueError, match=r"Expected `input values` to be finite.*'1 non-finite of 1'"):
+        LF.mix_(torch.full((1, 1), float("nan")), params, validate_args=True)
