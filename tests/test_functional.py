@@ -97,7 +97,7 @@ def test_mixing_runs_on_meta_tensors(mode, cut_dims, pairing, batch, dtype):
     sizes = x.shape[cut_dims[0] :]
     params = LF.sample_mix_params(batch, sizes, mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, pairing=pairing)
     out = LF.mix_(x, params.to("meta"), cut_dims=cut_dims)
-    soft = LF.mix_target(torch.empty(batch, 5, device="meta"), params.to("meta"))
+    soft = LF.mix_target(torch.empty(batch, 5, device="meta"), params.to("meta"), validate_args=False)
     assert out is x and soft.shape == (batch, 5)
 
 
@@ -258,6 +258,43 @@ def test_validate_args_refuses_non_finite_values_that_a_blend_would_turn_into_na
     take = LF.box_mask(params, x.shape, (-2, -1)) & params.mixed.view(-1, 1, 1, 1)
     expected = torch.where(take, x[params.partner], x)
     assert torch.equal(mixed.view(torch.int16), expected.view(torch.int16))  # NaN and inf kept bit for bit
+
+
+def _both_signs(shape, dtype, scale):
+    signs = torch.tensor([1.0, -1.0], dtype=dtype).repeat(shape[0] // 2 + 1)[: shape[0]]
+    return signs.view(-1, *[1] * (len(shape) - 1)) * torch.full(shape, torch.finfo(dtype).max * scale, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+@pytest.mark.parametrize("pairing", ["random", "adjacent"])
+@pytest.mark.parametrize("shape", [(5, 3, 8, 8), (5, 2, 16)], ids=["image", "signal"])
+def test_cutmix_of_floats_keeps_large_values_and_validate_args_refuses_a_range_that_overflows(
+    dtype, mode, pairing, shape
+):
+    cut = shape[2:]
+    dims = (-2, -1) if len(cut) == 2 else (-1,)
+    params = LF.sample_mix_params(
+        shape[0], cut, cutmix_alpha=1.0, mode=mode, pairing=pairing, generator=torch.Generator().manual_seed(1)
+    )
+    take = LF.box_mask(params, shape, dims) & params.mixed.view(-1, *[1] * (len(shape) - 1))
+    assert bool(take.any())
+    bits = torch.int64 if dtype == torch.float64 else torch.int32
+    x = _both_signs(shape, dtype, 0.45)  # x_partner − x is finite: every value comes back bit for bit
+    mixed = LF.mix_(x.clone(), params, cut_dims=dims, validate_args=True)
+    assert torch.equal(mixed.view(bits), torch.where(take, x[params.partner], x).view(bits))
+    x = _both_signs(shape, dtype, 0.9)  # x_partner − x overflows: a blend would give NaN, so it is refused
+    with pytest.raises(ValueError, match=r"Expected `input values` to be within a range max − min that the dtype"):
+        LF.mix_(x.clone(), params, cut_dims=dims, validate_args=True)
+
+
+def test_validate_args_refuses_an_overflowing_range_only_where_the_blend_is_in_the_batch_dtype():
+    params = LF.sample_mix_params(4, (), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
+    x = _both_signs((4, 3, 2, 2), torch.float16, 0.9)  # blended in float32: no overflow
+    mixed = LF.mix_(x.clone(), params, validate_args=True)
+    assert bool(torch.isfinite(mixed).all())
+    with pytest.raises(ValueError, match=r"but got 'values from -3.06\de\+38 to 3.06\de\+38 in torch.float32'\. Resc"):
+        LF.mix_(_both_signs((4, 3, 2, 2), torch.float32, 0.9), params, validate_args=True)
 
 
 def test_validate_args_reads_the_batch_once_without_batch_sized_memory():
