@@ -439,9 +439,10 @@ def test_validate_args_checks_a_batch_of_one_value():
         LF.mix_(torch.full((1, 1), float("nan")), params, validate_args=True)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("bad", [float("-inf"), float("inf")])
-def test_validate_args_finds_one_infinity_at_either_end_and_says_how_to_fix_it(bad):
-    x = torch.rand(4, 3, 8, 8)
+def test_validate_args_finds_one_infinity_at_either_end_and_says_how_to_fix_it(bad, dtype):
+    x = torch.rand(4, 3, 8, 8).to(dtype)
     x[1, 2, 3, 4] = bad  # only one of min and max is non-finite
     params = LF.sample_mix_params(4, (), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
     message = (
