@@ -538,10 +538,11 @@ def pasted(step: Step) -> Tensor:
 
 @parametrize_callbacks
 @pytest.mark.parametrize("class_weights", [None, torch.tensor([0.5, 1.0, 1.5, 2.0])], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("loss", ["ce", "soft"], ids=["CrossEntropyLoss", "SoftTargetLoss"])
 def test_torchgeo_segmentation_int_mask_with_ignore_index(
-    make_callback: Callable, class_weights: Tensor | None
+    make_callback: Callable, class_weights: Tensor | None, loss: str
 ) -> None:
-    module = SemanticSegmentationTask(class_weights=class_weights)
+    module = SemanticSegmentationTask(class_weights=class_weights, loss=loss)
     run = fit(module, make_callback(target_key="mask"), *segmentation_loaders())
     weights = torch.ones(SEG_CLASSES) if class_weights is None else class_weights
 

@@ -8,6 +8,8 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
+from lightning_mix import SoftTargetLoss
+
 from .base import Recorded, confident_
 
 SEG_CLASSES = 4
@@ -20,17 +22,25 @@ class SemanticSegmentationTask(Recorded):
     index that ignore the same value.
 
     Idiom: microsoft/torchgeo torchgeo/trainers/segmentation.py (``SemanticSegmentationTask``: ``configure_losses``
-    with ``ignore_index``, ``configure_metrics``, ``training_step``).
+    with ``ignore_index``, ``configure_metrics``, ``training_step``); ``loss="soft"`` swaps in
+    ``lightning_mix.SoftTargetLoss`` with the same options.
     """
 
     def __init__(
-        self, num_classes: int = SEG_CLASSES, ignore_index: int = IGNORE, class_weights: Tensor | None = None
+        self,
+        num_classes: int = SEG_CLASSES,
+        ignore_index: int = IGNORE,
+        class_weights: Tensor | None = None,
+        loss: str = "ce",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = nn.Conv2d(3, num_classes, kernel_size=1)
         confident_(self.model)
-        self.criterion = nn.CrossEntropyLoss(ignore_index=ignore_index, weight=class_weights)
+        if loss == "ce":
+            self.criterion: nn.Module = nn.CrossEntropyLoss(ignore_index=ignore_index, weight=class_weights)
+        else:  # this project's own loss, as its segmentation notebook uses it
+            self.criterion = SoftTargetLoss(ignore_index=ignore_index, weight=class_weights)
         metrics = MetricCollection(
             {
                 "OverallAccuracy": MulticlassAccuracy(
