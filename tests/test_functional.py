@@ -97,7 +97,7 @@ def test_mixing_runs_on_meta_tensors(mode, cut_dims, pairing, batch, dtype):
     sizes = x.shape[cut_dims[0] :]
     params = LF.sample_mix_params(batch, sizes, mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, pairing=pairing)
     out = LF.mix_(x, params.to("meta"), cut_dims=cut_dims)
-    soft = LF.mix_target(torch.empty(batch, 5, device="meta"), params.to("meta"))
+    soft = LF.mix_target(torch.empty(batch, 5, device="meta"), params.to("meta"), validate_args=False)
     assert out is x and soft.shape == (batch, 5)
 
 
@@ -260,6 +260,43 @@ def test_validate_args_refuses_non_finite_values_that_a_blend_would_turn_into_na
     assert torch.equal(mixed.view(torch.int16), expected.view(torch.int16))  # NaN and inf kept bit for bit
 
 
+def _both_signs(shape, dtype, scale):
+    signs = torch.tensor([1.0, -1.0], dtype=dtype).repeat(shape[0] // 2 + 1)[: shape[0]]
+    return signs.view(-1, *[1] * (len(shape) - 1)) * torch.full(shape, torch.finfo(dtype).max * scale, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+@pytest.mark.parametrize("pairing", ["random", "adjacent"])
+@pytest.mark.parametrize("shape", [(5, 3, 8, 8), (5, 2, 16)], ids=["image", "signal"])
+def test_cutmix_of_floats_keeps_large_values_and_validate_args_refuses_a_range_that_overflows(
+    dtype, mode, pairing, shape
+):
+    cut = shape[2:]
+    dims = (-2, -1) if len(cut) == 2 else (-1,)
+    params = LF.sample_mix_params(
+        shape[0], cut, cutmix_alpha=1.0, mode=mode, pairing=pairing, generator=torch.Generator().manual_seed(1)
+    )
+    take = LF.box_mask(params, shape, dims) & params.mixed.view(-1, *[1] * (len(shape) - 1))
+    assert bool(take.any())
+    bits = torch.int64 if dtype == torch.float64 else torch.int32
+    x = _both_signs(shape, dtype, 0.45)  # x_partner − x is finite: every value comes back bit for bit
+    mixed = LF.mix_(x.clone(), params, cut_dims=dims, validate_args=True)
+    assert torch.equal(mixed.view(bits), torch.where(take, x[params.partner], x).view(bits))
+    x = _both_signs(shape, dtype, 0.9)  # x_partner − x overflows: a blend would give NaN, so it is refused
+    with pytest.raises(ValueError, match=r"Expected `input values` to be within a range max − min that the dtype"):
+        LF.mix_(x.clone(), params, cut_dims=dims, validate_args=True)
+
+
+def test_validate_args_refuses_an_overflowing_range_only_where_the_blend_is_in_the_batch_dtype():
+    params = LF.sample_mix_params(4, (), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
+    x = _both_signs((4, 3, 2, 2), torch.float16, 0.9)  # blended in float32: no overflow
+    mixed = LF.mix_(x.clone(), params, validate_args=True)
+    assert bool(torch.isfinite(mixed).all())
+    with pytest.raises(ValueError, match=r"but got 'values from -3.06\de\+38 to 3.06\de\+38 in torch.float32'\. Resc"):
+        LF.mix_(_both_signs((4, 3, 2, 2), torch.float32, 0.9), params, validate_args=True)
+
+
 def test_validate_args_reads_the_batch_once_without_batch_sized_memory():
     params = LF.sample_mix_params(
         64, (32, 32), mixup_alpha=1.0, mode="elem", generator=torch.Generator().manual_seed(0)
@@ -356,3 +393,47 @@ def test_adjacent_scratch_on_an_accelerator_stays_under_one_batch(dtype, config,
     scratch = sum(b.numel() * b.element_size() for b in ws._blocks.values())
     buffer = 0 if ws._buffer is None else ws._buffer.numel() * ws._buffer.element_size()
     assert 0 < scratch + buffer <= x.numel() * x.element_size()
+
+
+# ------------------------------------------------------------------ found by mutation testing (`make mutants`)
+
+
+def test_identity_parameters_have_the_documented_fields_on_the_requested_device():
+    plain = MixParams.identity(3, (4, 5))
+    assert (plain.has_mixup, plain.has_cutmix, plain.shared, plain.adjacent) == (False, False, False, False)
+    assert MixParams.identity(3, (), has_mixup=True).has_mixup is True
+    assert MixParams.identity(3, (4,), has_cutmix=True).has_cutmix is True
+    assert (plain.lam.dtype, plain.partner.dtype, plain.box.dtype) == (torch.float32, torch.int64, torch.int64)
+    assert plain.mixed.dtype == plain.cutmix.dtype == torch.bool and plain.box.shape == (3, 2, 2)
+    assert plain.cut_sizes == (4, 5) and plain.batch_size == 3 and not bool(plain.box.any())
+    meta = MixParams.identity(3, (4, 5), device="meta")
+    assert {getattr(meta, f).device.type for f in ("lam", "partner", "cutmix", "mixed", "box")} == {"meta"}
+
+
+def test_params_to_moves_every_tensor_and_keeps_the_flags():
+    params = LF.sample_mix_params(4, (6, 6), mixup_alpha=1.0, cutmix_alpha=1.0, mode="batch", pairing="adjacent")
+    moved = params.to("meta")
+    assert {getattr(moved, f).device.type for f in ("lam", "partner", "cutmix", "mixed", "box")} == {"meta"}
+    assert (moved.shared, moved.adjacent, moved.cut_sizes) == (params.shared, params.adjacent, params.cut_sizes)
+    assert LF.box_mask(moved, (4, 3, 6, 6), (-2, -1)).device.type == "meta"  # built where the boxes are
+
+
+@pytest.mark.parametrize("change", ["dtype", "layout", "device"])
+def test_workspace_reallocates_when_any_one_property_changes(change):
+    ws = LF.Workspace()
+    x = torch.zeros(2, 3, 4, 4)
+    first = ws.get(x, torch.float32)
+    if change == "dtype":
+        second, expected = ws.get(x, torch.float64), (torch.float64, x.stride(), "cpu")
+    elif change == "layout":
+        y = x.contiguous(memory_format=torch.channels_last)
+        second, expected = ws.get(y, torch.float32), (torch.float32, y.stride(), "cpu")
+    else:
+        second, expected = ws.get(x.to("meta"), torch.float32), (torch.float32, x.stride(), "meta")
+    assert second is not first and (second.dtype, second.stride(), second.device.type) == expected
+
+
+def test_validate_args_checks_a_batch_of_one_value():
+    params = MixParams.identity(1, (), has_mixup=True)
+    with pytest.raises(ValueError, match=r"Expected `input values` to be finite.*'1 non-finite of 1'"):
+        LF.mix_(torch.full((1, 1), float("nan")), params, validate_args=True)
