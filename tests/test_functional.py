@@ -34,15 +34,31 @@ def _params_like_torchvision(batch: int, lam: float, box: tuple[int, int, int, i
     )
 
 
+def _make_params(transform, x):
+    """torchvision's drawn parameters: ``make_params`` since 0.21, ``_get_params`` before (0.18 is our floor)."""
+    make = getattr(transform, "make_params", None) or transform._get_params
+    return make([x])
+
+
+def _transform(transform):
+    """torchvision's parameterised apply: ``transform`` since 0.21, ``_transform`` before."""
+    return getattr(transform, "transform", None) or transform._transform
+
+
+def _start_ns(event):
+    """A profiler event's start in ns: ``start_ns`` on recent torch, ``start_us`` on torch 2.3."""
+    return event.start_ns() if hasattr(event, "start_ns") else 1000 * event.start_us()
+
+
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("shape", [(6, 3, 16, 16), (5, 2, 9, 23)])
 def test_cutmix_matches_torchvision_v2(seed, shape):
     torch.manual_seed(seed)
     x, y = torch.rand(shape), torch.randint(4, (shape[0],))
     tv = v2.CutMix(alpha=1.0, num_classes=4)
-    params = tv.make_params([x])
+    params = _make_params(tv, x)
     tv_x, tv_y = (
-        tv.transform(x, {**params, "labels": y, "batch_size": shape[0]}),
+        _transform(tv)(x, {**params, "labels": y, "batch_size": shape[0]}),
         tv._mixup_label(y, lam=params["lam_adjusted"]),
     )
     ours = _params_like_torchvision(shape[0], params["lam_adjusted"], params["box"], shape[-2:])
@@ -55,8 +71,8 @@ def test_mixup_matches_torchvision_v2(seed):
     torch.manual_seed(seed)
     x, y = torch.rand(6, 3, 8, 8), torch.randint(5, (6,))
     tv = v2.MixUp(alpha=0.4, num_classes=5)
-    params = tv.make_params([x])
-    tv_x = tv.transform(x, {**params, "labels": y, "batch_size": 6})
+    params = _make_params(tv, x)
+    tv_x = _transform(tv)(x, {**params, "labels": y, "batch_size": 6})
     tv_y = tv._mixup_label(y, lam=params["lam"])
     ours = _params_like_torchvision(6, params["lam"], None, ())
     torch.testing.assert_close(LF.mix_(x.clone(), ours), tv_x)
@@ -308,7 +324,7 @@ def test_validate_args_reads_the_batch_once_without_batch_sized_memory():
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
             LF.mix_(x, params, workspace=workspace, validate_args=check)
         events = sorted(
-            (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+            (_start_ns(e), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
         )
         peaks[check] = max(itertools.accumulate((n for _, n in events), initial=0))
     assert peaks[True] - peaks[False] < 1024 < x.nbytes // 4

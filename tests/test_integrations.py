@@ -8,9 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_mix import CutMixCallback, MixCallback, MixUpCallback
+from lightning_mix import MixCallback
 
 pl = pytest.importorskip("pytorch_lightning")
+from lightning_mix.pl import CutMixCallback, MixUpCallback  # noqa: E402  (needs pytorch_lightning)
+
+PL_VERSION = tuple(int(part) for part in pl.__version__.split(".")[:2])
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*does not have many workers.*", "ignore:.*LeafSpec.*is deprecated.*", "ignore:.*GPU available.*"
@@ -65,15 +68,23 @@ def pl_trainer(callback: Any, tmp_path: Path, **kwargs: Any) -> Any:
 
 @pytest.mark.parametrize("factory", [CutMixCallback, MixUpCallback])
 def test_pytorch_lightning_trainer_fits_with_the_callback(factory: Any, tmp_path: Path) -> None:
-    model, callback = PLClassifier(), factory(alpha=1.0, seed=0)
+    model, callback = PLClassifier(), factory(alpha=1.0, seed=0, targets="soft")
     trainer = pl_trainer(callback, tmp_path, enable_checkpointing=False)
     trainer.fit(model, *loaders())
-    assert [tuple(t.shape) for t in model.targets] == [(8, 4), (8, 4)]  # soft targets, num_classes from the module
+    assert [tuple(t.shape) for t in model.targets] == [(8, 4), (8, 4)]  # soft rows, num_classes from the module
     for target in model.targets:
         torch.testing.assert_close(target.sum(dim=1), torch.ones(8))
         assert bool(((target > 0).sum(dim=1) <= 2).all())
     assert MixCallback.from_trainer(trainer) is callback
     assert callback.last_params is not None and trainer.global_step == 2
+
+
+def test_pytorch_lightning_default_mixed_labels_reach_the_loss(tmp_path: Path, recwarn: Any) -> None:
+    """With the default ``targets="labels"``, F.cross_entropy in a pytorch_lightning module reads the mix."""
+    model, callback = PLClassifier(), CutMixCallback(alpha=1.0, seed=0)
+    pl_trainer(callback, tmp_path, enable_checkpointing=False).fit(model, *loaders())
+    assert [tuple(t.shape) for t in model.targets] == [(8,), (8,)] and callback.last_params is not None
+    assert not [w for w in recwarn if "no loss read the mixed labels" in str(w.message)]
 
 
 def test_pytorch_lightning_checkpoint_resumes_the_mixing_stream(tmp_path: Path) -> None:
@@ -96,12 +107,33 @@ def test_pytorch_lightning_checkpoint_resumes_the_mixing_stream(tmp_path: Path) 
         assert torch.equal(getattr(resumed.last_params, field), getattr(straight.last_params, field)), field
 
 
+def test_pytorch_lightning_variants_are_the_same_callbacks() -> None:
+    import lightning_mix
+
+    callback = CutMixCallback(alpha=0.5, seed=1)
+    assert isinstance(callback, pl.Callback) and isinstance(callback, lightning_mix.CutMixCallback)
+    assert callback.state_key == lightning_mix.CutMixCallback(alpha=0.5, seed=1).state_key  # checkpoints carry over
+    with pytest.raises(ValueError, match=r"Expected `alpha` to be"):
+        MixUpCallback(alpha=-1.0)
+
+
+@pytest.mark.skipif(PL_VERSION < (2, 6), reason="pytorch_lightning < 2.6 refuses callbacks of the lightning package")
+def test_pytorch_lightning_2_6_takes_the_lightning_callbacks_too(tmp_path: Path) -> None:
+    import lightning_mix
+
+    model, callback = PLClassifier(), lightning_mix.CutMixCallback(seed=0, targets="soft")
+    pl_trainer(callback, tmp_path, enable_checkpointing=False).fit(model, *loaders())
+    assert [tuple(t.shape) for t in model.targets] == [(8, 4), (8, 4)]
+
+
 hydra = pytest.importorskip("hydra")
 
 
 def test_hydra_instantiates_the_callbacks() -> None:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
+
+    import lightning_mix
 
     config = OmegaConf.create(
         """
@@ -122,7 +154,11 @@ def test_hydra_instantiates_the_callbacks() -> None:
     )
     built = {name: instantiate(node) for name, node in config.callbacks.items()}
     cutmix, mix = built["cutmix"], built["mix"]
-    assert type(cutmix) is CutMixCallback and (cutmix.cutmix_alpha, cutmix.mixup_alpha, cutmix.seed) == (1.0, 0.0, 0)
+    assert type(cutmix) is lightning_mix.CutMixCallback and (cutmix.cutmix_alpha, cutmix.mixup_alpha, cutmix.seed) == (
+        1.0,
+        0.0,
+        0,
+    )
     assert type(mix) is MixCallback and mix.mode == "elem" and mix.label_smoothing == 0.1
     assert mix.cutmix_minmax == (0.2, 0.8) and mix.cut_dims == (-2, -1)  # Hydra's ListConfig read as tuples
 
@@ -141,7 +177,9 @@ def test_hydra_built_callback_trains_with_pytorch_lightning(tmp_path: Path) -> N
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    callback = instantiate(OmegaConf.create({"_target_": "lightning_mix.MixUpCallback", "alpha": 0.4, "seed": 1}))
+    callback = instantiate(
+        OmegaConf.create({"_target_": "lightning_mix.pl.MixUpCallback", "alpha": 0.4, "seed": 1, "targets": "soft"})
+    )
     model = PLClassifier()
     pl_trainer(callback, tmp_path, enable_checkpointing=False).fit(model, *loaders())
     assert [tuple(t.shape) for t in model.targets] == [(8, 4), (8, 4)]
