@@ -4,7 +4,8 @@ Readers see the plots and numbers on GitHub and on the docs site without running
 top to bottom in a fresh kernel of this Python, one at a time, with ``OMP_NUM_THREADS=1`` so that the numbers
 are reproducible on one machine. The stored outputs keep what a reader needs (printed results, figures,
 returned values) and drop what only makes noise: everything a cell writes to stderr (Lightning's start-up
-messages, warnings), progress bars, and the execution timings.
+messages, warnings), progress bars, what the ``rich`` console renders into the notebook when it is installed
+(Lightning's rich progress bar and model summary), and the execution timings.
 
     python examples/execute_notebooks.py                       # every notebook in examples/
     python examples/execute_notebooks.py examples/02_comparison.ipynb
@@ -30,6 +31,7 @@ from nbclient import NotebookClient
 EXAMPLES = Path(__file__).resolve().parent
 KERNEL = "python3"
 ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal control sequences (cursor moves, colours)
+RICH = '<pre style="white-space:pre;overflow-x:auto;line-height:normal;font-family:Menlo'  # rich's Jupyter output
 PROGRESS = re.compile(r"\d+%\|.*\|.*\]|\|\s*\d+/\?.*it/s\]")  # a tqdm bar: "40%|████  | 2/5 [..]", "| 0/? [..it/s]"
 
 
@@ -53,6 +55,8 @@ def clean(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
         outputs: list[nbformat.NotebookNode] = []
         for output in cell.outputs:
             if output.output_type == "stream" and output.name == "stderr":
+                continue
+            if output.output_type == "display_data" and "".join(output.data.get("text/html", "")).startswith(RICH):
                 continue
             if output.output_type == "stream" and outputs and outputs[-1].output_type == "stream":
                 outputs[-1].text += output.text  # one stdout stream per run of prints, as a reader sees it

@@ -19,7 +19,7 @@ from lightning import LightningModule
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_mix import CutMixCallback, MixCallback, MixUpCallback
+from lightning_mix import CutMixCallback, MixCallback, MixedLabels, MixUpCallback
 from tiny_trainer import make_trainer
 
 B, H, W = 5, 6, 7  # an odd batch: the last sample borrows one way
@@ -128,7 +128,7 @@ CALLBACKS: dict[str, tuple[str, Callable[..., MixCallback]]] = {
 @pytest.mark.parametrize("name", sorted(CALLBACKS))
 def test_soft_targets_equal_the_traced_pixel_fractions(name: str, mode: str, pairing: str) -> None:
     kind, make = CALLBACKS[name]
-    seen = fit(make(mode=mode, pairing=pairing, seed=3))
+    seen = fit(make(mode=mode, pairing=pairing, targets="soft", seed=3))
     ops = set()
     for x, y in seen:
         assert y.shape == (B, B) and y.dtype == torch.float32
@@ -139,10 +139,25 @@ def test_soft_targets_equal_the_traced_pixel_fractions(name: str, mode: str, pai
         assert ops == {True, False}  # both ops were traced
 
 
+@pytest.mark.parametrize("pairing", ["random", "adjacent"])
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+@pytest.mark.parametrize("name", sorted(CALLBACKS))
+def test_mixed_labels_carry_the_traced_partner_and_share(name: str, mode: str, pairing: str) -> None:
+    """The default `targets="labels"`: own labels as they were, the traced partner's label and own share λ."""
+    kind, make = CALLBACKS[name]
+    seen = fit(make(mode=mode, pairing=pairing, seed=4))
+    for x, y in seen:
+        assert isinstance(y, MixedLabels) and torch.equal(y.labels, torch.arange(B))
+        for i, t in enumerate(check_batch(x, kind, mode, pairing)):
+            if t["partner"] is not None:
+                assert int(y.partner_labels[i]) == t["partner"]
+            torch.testing.assert_close(y.lam[i], t["fractions"][i], rtol=0, atol=ATOL)
+
+
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_label_smoothing_spreads_the_traced_fractions(mode: str) -> None:
     eps = 0.2
-    seen = fit(MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, label_smoothing=eps, seed=5))
+    seen = fit(MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, label_smoothing=eps, targets="soft", seed=5))
     for x, y in seen:
         for i, t in enumerate(check_batch(x, "both", mode, "random")):
             torch.testing.assert_close(y[i], t["fractions"] * (1 - eps) + eps / B, rtol=0, atol=ATOL)
@@ -151,7 +166,7 @@ def test_label_smoothing_spreads_the_traced_fractions(mode: str) -> None:
 @pytest.mark.parametrize("pairing", ["random", "adjacent"])
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_cutmix_pastes_the_mask_of_the_traced_source_pixel(mode: str, pairing: str) -> None:
-    seen = fit(CutMixCallback(alpha=1.0, mode=mode, pairing=pairing, seed=7), targets="masks")
+    seen = fit(CutMixCallback(alpha=1.0, mode=mode, pairing=pairing, targets="soft", seed=7), targets="masks")
     for x, y in seen:
         assert y.dtype == torch.long and y.shape == (B, H, W)
         check_batch(x, "cutmix", mode, pairing)
@@ -162,7 +177,8 @@ def test_cutmix_pastes_the_mask_of_the_traced_source_pixel(mode: str, pairing: s
 @pytest.mark.parametrize("pairing", ["random", "adjacent"])
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_per_pixel_soft_masks_equal_the_traced_pixel_weights(mode: str, pairing: str) -> None:
-    seen = fit(MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, pairing=pairing, seed=9), targets="masks")
+    callback = MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, pairing=pairing, targets="soft", seed=9)
+    seen = fit(callback, targets="masks")
     for x, y in seen:
         assert y.shape == (B, B, H, W) and y.dtype == torch.float32
         check_batch(x, "both", mode, pairing)
@@ -170,7 +186,7 @@ def test_per_pixel_soft_masks_equal_the_traced_pixel_weights(mode: str, pairing:
 
 
 def test_unmixed_steps_trace_to_their_own_sample() -> None:
-    seen = fit(MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, stop_epoch=1, seed=0))
+    seen = fit(MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, stop_epoch=1, targets="soft", seed=0))
     images, labels, _ = id_batches()
     for x, y in seen[2:]:  # the second epoch is outside the schedule
         assert torch.equal(x, images[:B]) and torch.equal(y, F.one_hot(labels[:B], B).float())

@@ -453,3 +453,19 @@ def test_validate_args_checks_a_batch_of_one_value():
     params = MixParams.identity(1, (), has_mixup=True)
     with pytest.raises(ValueError, match=r"Expected `input values` to be finite.*'1 non-finite of 1'"):
         LF.mix_(torch.full((1, 1), float("nan")), params, validate_args=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bad", [float("-inf"), float("inf")])
+def test_validate_args_finds_one_infinity_at_either_end_and_says_how_to_fix_it(bad, dtype):
+    x = torch.rand(4, 3, 8, 8).to(dtype)
+    x[1, 2, 3, 4] = bad  # only one of min and max is non-finite
+    params = LF.sample_mix_params(4, (), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
+    message = (
+        "Expected `input values` to be finite, since mixing blends x + w·(x_partner − x), which turns ±inf and NaN "
+        "into NaN, but got '1 non-finite of 768'. Replace them before mixing, e.g. with `torch.nan_to_num`, or "
+        "take logs of `x.clamp_min(eps)`."
+    )
+    with pytest.raises(ValueError) as error:
+        LF.mix_(x, params, validate_args=True)
+    assert str(error.value) == message

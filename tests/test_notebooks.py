@@ -50,6 +50,8 @@ def test_notebook_is_stored_executed_and_clean(path: Path) -> None:
             if output.output_type == "stream":
                 assert output.name == "stdout"
                 assert not NOISE.search(output.text), output.text
+            if output.output_type == "display_data":  # figures only: no rich progress bars or summaries
+                assert "image/png" in output.data, output.data.get("text/plain")
         if "plt." in cell.source or "plot_batch(" in cell.source:
             assert any("image/png" in output.get("data", {}) for output in cell.outputs), cell.source
     assert any(cell.outputs for cell in code)
