@@ -27,7 +27,7 @@ from lightning_mix.functional._checks import (
     check_probability,
     expected,
 )
-from lightning_mix.labels import _make, _Mix, mix_labels_
+from lightning_mix.labels import _make, _Mix, _mix_labels_
 from lightning_mix.seeding import step_seed
 from lightning_mix.shuffling import loader_shuffles
 from lightning_mix.visual import send_images
@@ -578,7 +578,7 @@ class MixCallback(Callback):
             before = target.detach()  # a plain alias of the values before mixing
             if own is not target:
                 target.set_(own)  # type: ignore[call-overload]
-            labels = mix_labels_(target, partner_labels, lam, label_smoothing=self.label_smoothing)
+            labels = _mix_labels_(target, partner_labels, lam, label_smoothing=self.label_smoothing)
         else:
             labels = _make(own, partner_labels, lam, _Mix(self.label_smoothing))
             self.access.set(batch, key, labels)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from lightning import Callback, LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
@@ -41,7 +41,15 @@ from lightning_mix.labels import MixedLabels
 if TYPE_CHECKING:
     from matplotlib.figure import Figure, SubFigure
 
-__all__ = ["BatchSnapshot", "CIFAR10DataModule", "DigitsDataModule", "SmallCNN", "add_label_noise", "plot_batch"]
+__all__ = [
+    "BatchSnapshot",
+    "CIFAR10DataModule",
+    "DigitsDataModule",
+    "SmallCNN",
+    "add_label_noise",
+    "occlude",
+    "plot_batch",
+]
 
 _EXTRA = 'Install the example dependencies: pip install "lightning-mix[examples]".'
 
@@ -89,6 +97,49 @@ def add_label_noise(labels: Tensor, noise: float, num_classes: int, *, generator
     flip = torch.rand(labels.shape, generator=generator) < noise
     shift = torch.randint(1, num_classes, labels.shape, generator=generator)
     return torch.where(flip, (labels + shift) % num_classes, labels)
+
+
+def occlude(images: Tensor, size: int, *, generator: torch.Generator, value: float = 0.0) -> Tensor:
+    """A copy of the images with a ``size``×``size`` square set to ``value`` at a random position in each.
+
+    The occlusion test of the CutMix paper: a model that learned from parts of objects should still recognise
+    them with a part hidden. The square lies wholly inside the image, its top-left corner uniform over the
+    valid positions, drawn on the CPU from ``generator``, so the same generator state gives the same squares
+    whatever the device. The images are not modified.
+
+    Args:
+        images: ``(B, C, H, W)`` images.
+        size: side of the square, at most ``min(H, W)``.
+        generator: source of the positions (a CPU generator).
+        value: what the square is filled with; 0 is the training mean of standardised inputs.
+
+    Returns:
+        A new ``(B, C, H, W)`` tensor.
+
+    Raises:
+        ValueError: if ``images`` is not 4-D or ``size`` is out of range.
+
+    Example:
+        >>> images = torch.ones(3, 1, 8, 8)
+        >>> hidden = occlude(images, 3, generator=torch.Generator().manual_seed(0))
+        >>> (hidden == 0).sum(dim=(1, 2, 3)).tolist(), bool((images == 1).all())
+        ([9, 9, 9], True)
+    """
+    if images.ndim != 4:
+        raise ValueError(expected("images", "a (B, C, H, W) tensor", tuple(images.shape)))
+    height, width = images.shape[-2:]
+    check_int("size", size, 1)
+    if size > min(height, width):
+        raise ValueError(expected("size", f"at most the image side ({min(height, width)})", size))
+    count = images.shape[0]
+    top = torch.randint(height - size + 1, (count, 1), generator=generator).to(images.device)
+    left = torch.randint(width - size + 1, (count, 1), generator=generator).to(images.device)
+    rows = torch.arange(height, device=images.device)
+    cols = torch.arange(width, device=images.device)
+    in_rows = (rows >= top) & (rows < top + size)  # (B, H)
+    in_cols = (cols >= left) & (cols < left + size)  # (B, W)
+    square = in_rows[:, None, :, None] & in_cols[:, None, None, :]
+    return images.masked_fill(square, value)
 
 
 class _SplitDataModule(LightningDataModule):
@@ -378,7 +429,7 @@ class SmallCNN(LightningModule):
         self.log(f"{stage}/ece", ece)
 
     @override
-    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         """AdamW, with the learning rate decayed to 0 along a cosine over the planned steps."""
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps = self.trainer.estimated_stepping_batches

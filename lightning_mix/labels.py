@@ -191,17 +191,18 @@ def _plain(t: Tensor) -> Tensor:
         return t.as_subclass(Tensor)
 
 
-def _make(own: Tensor, partner: Tensor, lam: Tensor, reads: _Mix) -> MixedLabels:
-    out = own.as_subclass(MixedLabels) if type(own) is Tensor else _plain(own).as_subclass(MixedLabels)
-    _attach(out, partner, lam, reads)
+def _make(own: Tensor, partner: Tensor, lam: Tensor, mix: _Mix) -> MixedLabels:
+    """A new :class:`MixedLabels` over the memory of ``own``, without checks (``lam`` of the labels' shape)."""
+    out = _plain(own).as_subclass(MixedLabels)
+    _attach(out, partner, lam, mix)
     return out
 
 
-def _attach(t: Tensor, partner: Tensor, lam: Tensor, reads: _Mix) -> None:
-    t.partner_labels, t.lam, t._mix = partner, lam, reads  # type: ignore[attr-defined]
+def _attach(t: Tensor, partner: Tensor, lam: Tensor, mix: _Mix) -> None:
+    t.partner_labels, t.lam, t._mix = partner, lam, mix  # type: ignore[attr-defined]
 
 
-def mix_labels_(target: Tensor, partner_labels: Tensor, lam: Tensor, *, label_smoothing: float = 0.0) -> MixedLabels:
+def _mix_labels_(target: Tensor, partner_labels: Tensor, lam: Tensor, *, label_smoothing: float = 0.0) -> MixedLabels:
     """Turn the tensor object ``target`` itself into mixed labels, in place; its values are left as they are.
 
     For containers that cannot take a new item (a tuple batch): the object the container holds becomes a
@@ -222,7 +223,7 @@ def _keep_reshaped(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
     self: MixedLabels = args[0]
     with _Disabled():
         own = func(*args, **kwargs)
-        if own is self or not isinstance(own, Tensor) or own.numel() != self.numel():  # e.g. view(dtype)
+        if own is self or not isinstance(own, Tensor) or own.dtype != self.dtype:  # e.g. view(dtype): plain
             return own
         # every shape op here keeps the row-major order of the elements: the same reshape fits all three
         return _make(own, self.partner_labels.reshape(own.shape), self.lam.reshape(own.shape), self._mix)
@@ -381,6 +382,11 @@ def _soft_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor | Non
     return rows.sum(1)
 
 
+@functools.cache
+def _signature_of(func: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(func)
+
+
 LossHandler = Callable[[Callable[..., Tensor], tuple[Any, ...], dict[str, Any]], Tensor]
 
 
@@ -392,7 +398,7 @@ def _handler(family: str, mass: Mass | None = None, class_dim: bool = False, cla
     """
 
     def handle(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
-        bound = inspect.signature(func).bind(*args, **kwargs)
+        bound = _signature_of(func).bind(*args, **kwargs)
         bound.apply_defaults()
         labels = bound.arguments["target"]
         if not isinstance(labels, MixedLabels):  # the mixed labels came as another argument: a plain call
@@ -407,19 +413,56 @@ def _handler(family: str, mass: Mass | None = None, class_dim: bool = False, cla
             bound.arguments["label_smoothing"] = 1.0 - (1.0 - eps) * (1.0 - bound.arguments["label_smoothing"])
         elif eps > 0 and family == "nll":
             arguments = {k: bound.arguments[k] for k in ("input", "target", "weight", "ignore_index", "reduction")}
-            bound = inspect.signature(F.cross_entropy).bind(**arguments, label_smoothing=eps)
+            bound = _signature_of(F.cross_entropy).bind(**arguments, label_smoothing=eps)
             unreduced = _call(F.cross_entropy, bound, "target", "reduction")
         elif eps > 0 and family == "bce":
             plain = unreduced
             unreduced = lambda side: plain(side.mul(1.0 - eps).add_(eps / 2.0))  # noqa: E731
+        one_pass = func is F.cross_entropy and not labels.dtype.is_floating_point
+        if one_pass and not _autocast(bound.arguments["input"].device.type):  # one log-softmax for both sides
+            unreduced = _cross_entropy_of_indices(bound)
         per_side = None if mass is None else functools.partial(mass, bound=bound)
         return _interpolate(labels, unreduced, bound.arguments["reduction"], per_side, class_dim, clamp)
 
     return handle
 
 
+def _autocast(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (it runs cross-entropy in float32, not its log-softmax)."""
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4 takes no device type: take the two-call path, exact either way
+        return True
+
+
+def _cross_entropy_of_indices(bound: inspect.BoundArguments) -> Callable[[Tensor], Tensor]:
+    """``F.cross_entropy(..., reduction="none")`` of class indices as torch computes it, from one log-softmax.
+
+    torch's cross-entropy is the NLL of ``log_softmax(input, 1)`` plus, with smoothing ε, ``ε/C`` times the
+    (class-weighted) sum of ``−log p`` over the classes, 0 at ``ignore_index``: the log-softmax and the smoothing
+    sum do not depend on the labels, so both label sets share them.
+    """
+    arguments = bound.arguments
+    weight: Tensor | None = arguments["weight"]
+    ignore: int = arguments["ignore_index"]
+    eps: float = arguments["label_smoothing"]
+    log_p = F.log_softmax(arguments["input"], 1)
+    smooth = None
+    if eps > 0:
+        weighted = log_p if weight is None else log_p * weight.view(-1, *([1] * (log_p.ndim - 2)))
+        smooth = -weighted.sum(1)
+
+    def unreduced(side: Tensor) -> Tensor:
+        nll: Tensor = F.nll_loss(log_p, side, weight=weight, ignore_index=ignore, reduction="none")
+        if smooth is None:
+            return nll
+        return (1 - eps) * nll + smooth.masked_fill(side == ignore, 0.0) * (eps / log_p.shape[1])
+
+    return unreduced
+
+
 def _accuracy(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
-    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound = _signature_of(func).bind(*args, **kwargs)
     bound.apply_defaults()
     target = bound.arguments.pop("target")
     if not isinstance(target, MixedLabels):

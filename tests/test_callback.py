@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from conftest import requires_cuda
-from lightning_mix import CutMixCallback, MixCallback, MixParams, MixUpCallback
+from lightning_mix import CutMixCallback, MixCallback, MixedLabels, MixParams, MixUpCallback
 from lightning_mix.functional import mix_, mix_target, mixed_loss, sample_mix_params
 from lightning_mix.seeding import step_seed
 from tiny_trainer import make_trainer
@@ -891,8 +891,11 @@ class CudaSyncChecked(MixCallback):
 
 @requires_cuda
 @pytest.mark.gpu
-def test_on_cuda_the_generator_lives_on_the_device_and_the_hook_never_syncs() -> None:
-    cb = CudaSyncChecked(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", label_smoothing=0.1, stop_epoch=1, seed=0)
+@pytest.mark.parametrize("targets", ["soft", "labels"])
+def test_on_cuda_the_generator_lives_on_the_device_and_the_hook_never_syncs(targets: str) -> None:
+    cb = CudaSyncChecked(
+        mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", label_smoothing=0.1, stop_epoch=1, seed=0, targets=targets
+    )
     model = Classifier()
     trainer = make_trainer(
         cb, accelerator="gpu", devices=1, logger=RecordingLogger(), max_epochs=2, limit_train_batches=3
@@ -902,7 +905,11 @@ def test_on_cuda_the_generator_lives_on_the_device_and_the_hook_never_syncs() ->
     x, y, params, _ = model.train_seen[1]
     assert params is not None and params.lam.is_cuda and x.is_cuda and y.is_cuda
     x_all, y_all = make_data(12)
-    assert_mixed_as_recorded(x_all[4:8].cuda(), y_all[4:8].cuda(), x, y, params)
+    if targets == "soft":
+        assert_mixed_as_recorded(x_all[4:8].cuda(), y_all[4:8].cuda(), x, y, params)
+    else:
+        assert isinstance(y, MixedLabels) and y.lam.is_cuda and y.partner_labels.is_cuda
+        assert torch.equal(y.labels, y_all[4:8].cuda()) and torch.equal(y.partner_labels, y.labels[params.partner])
 
 
 # ----------------------------------------------------------------------------------------- argument checks

@@ -29,7 +29,7 @@ class Recorder(Classifier):
 
 
 def callback() -> MixCallback:
-    return MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem")
+    return MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", targets="soft")
 
 
 def fit(out: Path, **kwargs: Any) -> None:

@@ -19,7 +19,10 @@ from sync_guard import first_step_of_fit, guard_calls
 from test_callback import RecordingLogger
 from tiny_trainer import make_trainer
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*`validation_step` but have no `val_dataloader`.*")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*`validation_step` but have no `val_dataloader`.*",
+    "ignore:.*no loss read the mixed labels.*",  # the model trains on the input alone
+)
 
 CLASSES = 3
 METHODS: dict[str, dict[str, Any]] = {
@@ -83,11 +86,15 @@ def fit_guarded(callback: MixCallback, dataset: Dataset, *, shuffle: bool = True
     return log.checked
 
 
-@pytest.mark.parametrize("pairing", ["random", "adjacent"])
+@pytest.mark.parametrize(("pairing", "targets"), [("random", "labels"), ("adjacent", "labels"), ("random", "soft")])
 @pytest.mark.parametrize("method", sorted(METHODS))
 @pytest.mark.parametrize("mode", ["batch", "elem"])
-def test_the_hook_reads_nothing_on_the_host_after_the_first_step(mode: str, method: str, pairing: str) -> None:
-    callback = MixCallback(mode=mode, pairing=pairing, prob=0.8, label_smoothing=0.1, seed=0, **METHODS[method])
+def test_the_hook_reads_nothing_on_the_host_after_the_first_step(
+    mode: str, method: str, pairing: str, targets: str
+) -> None:
+    callback = MixCallback(
+        mode=mode, pairing=pairing, targets=targets, prob=0.8, label_smoothing=0.1, seed=0, **METHODS[method]
+    )
     assert fit_guarded(callback, data("labels")) == 5
     assert callback.last_params is not None and callback.last_params.adjacent == (pairing == "adjacent")
 
@@ -96,18 +103,21 @@ def test_the_hook_reads_nothing_on_the_host_after_the_first_step(mode: str, meth
 @pytest.mark.parametrize("method", ["cutmix", "both"])
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_masks_are_mixed_without_host_reads(mode: str, method: str, pairing: str) -> None:
-    callback = MixCallback(mode=mode, pairing=pairing, ignore_index=255, seed=0, **METHODS[method])
+    targets = "soft" if pairing == "random" else "labels"  # per-pixel soft targets, or labels that carry the mix
+    callback = MixCallback(mode=mode, pairing=pairing, targets=targets, ignore_index=255, seed=0, **METHODS[method])
     assert fit_guarded(callback, data("mask")) == 5
 
 
 @pytest.mark.parametrize(
     ("kwargs", "target", "shape"),
     [
-        pytest.param({"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "mode": "elem"}, "dense", (3, 6, 8), id="dense"),
+        pytest.param(
+            {"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "mode": "elem", "targets": "soft"}, "dense", (3, 6, 8), id="dense"
+        ),
         pytest.param({"cutmix_alpha": 1.0, "mode": "elem", "correct_lam": False}, "labels", (2, 40), id="signal"),
         pytest.param({"cutmix_alpha": 1.0, "cut_dims": (-3, -2, -1)}, "labels", (2, 3, 5, 6), id="video-cuboid"),
         pytest.param({"mixup_alpha": 1.0, "stop_epoch": 1}, "labels", (3, 6, 8), id="schedule-unmixed-steps"),
-        pytest.param({"mixup_alpha": 1.0, "mix_targets": False}, "labels", (3, 6, 8), id="mix-targets-off"),
+        pytest.param({"mixup_alpha": 1.0, "targets": "none"}, "labels", (3, 6, 8), id="targets-none"),
         pytest.param({"cutmix_alpha": 1.0, "log_images_every_n_epochs": 0}, "labels", (3, 6, 8), id="no-logger"),
     ],
 )

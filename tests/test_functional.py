@@ -34,15 +34,31 @@ def _params_like_torchvision(batch: int, lam: float, box: tuple[int, int, int, i
     )
 
 
+def _make_params(transform, x):
+    """torchvision's drawn parameters: ``make_params`` since 0.21, ``_get_params`` before (0.18 is our floor)."""
+    make = getattr(transform, "make_params", None) or transform._get_params
+    return make([x])
+
+
+def _transform(transform):
+    """torchvision's parameterised apply: ``transform`` since 0.21, ``_transform`` before."""
+    return getattr(transform, "transform", None) or transform._transform
+
+
+def _start_ns(event):
+    """A profiler event's start in ns: ``start_ns`` on recent torch, ``start_us`` on torch 2.3."""
+    return event.start_ns() if hasattr(event, "start_ns") else 1000 * event.start_us()
+
+
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("shape", [(6, 3, 16, 16), (5, 2, 9, 23)])
 def test_cutmix_matches_torchvision_v2(seed, shape):
     torch.manual_seed(seed)
     x, y = torch.rand(shape), torch.randint(4, (shape[0],))
     tv = v2.CutMix(alpha=1.0, num_classes=4)
-    params = tv.make_params([x])
+    params = _make_params(tv, x)
     tv_x, tv_y = (
-        tv.transform(x, {**params, "labels": y, "batch_size": shape[0]}),
+        _transform(tv)(x, {**params, "labels": y, "batch_size": shape[0]}),
         tv._mixup_label(y, lam=params["lam_adjusted"]),
     )
     ours = _params_like_torchvision(shape[0], params["lam_adjusted"], params["box"], shape[-2:])
@@ -55,8 +71,8 @@ def test_mixup_matches_torchvision_v2(seed):
     torch.manual_seed(seed)
     x, y = torch.rand(6, 3, 8, 8), torch.randint(5, (6,))
     tv = v2.MixUp(alpha=0.4, num_classes=5)
-    params = tv.make_params([x])
-    tv_x = tv.transform(x, {**params, "labels": y, "batch_size": 6})
+    params = _make_params(tv, x)
+    tv_x = _transform(tv)(x, {**params, "labels": y, "batch_size": 6})
     tv_y = tv._mixup_label(y, lam=params["lam"])
     ours = _params_like_torchvision(6, params["lam"], None, ())
     torch.testing.assert_close(LF.mix_(x.clone(), ours), tv_x)
@@ -97,7 +113,7 @@ def test_mixing_runs_on_meta_tensors(mode, cut_dims, pairing, batch, dtype):
     sizes = x.shape[cut_dims[0] :]
     params = LF.sample_mix_params(batch, sizes, mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, pairing=pairing)
     out = LF.mix_(x, params.to("meta"), cut_dims=cut_dims)
-    soft = LF.mix_target(torch.empty(batch, 5, device="meta"), params.to("meta"))
+    soft = LF.mix_target(torch.empty(batch, 5, device="meta"), params.to("meta"), validate_args=False)
     assert out is x and soft.shape == (batch, 5)
 
 
@@ -260,6 +276,43 @@ def test_validate_args_refuses_non_finite_values_that_a_blend_would_turn_into_na
     assert torch.equal(mixed.view(torch.int16), expected.view(torch.int16))  # NaN and inf kept bit for bit
 
 
+def _both_signs(shape, dtype, scale):
+    signs = torch.tensor([1.0, -1.0], dtype=dtype).repeat(shape[0] // 2 + 1)[: shape[0]]
+    return signs.view(-1, *[1] * (len(shape) - 1)) * torch.full(shape, torch.finfo(dtype).max * scale, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+@pytest.mark.parametrize("pairing", ["random", "adjacent"])
+@pytest.mark.parametrize("shape", [(5, 3, 8, 8), (5, 2, 16)], ids=["image", "signal"])
+def test_cutmix_of_floats_keeps_large_values_and_validate_args_refuses_a_range_that_overflows(
+    dtype, mode, pairing, shape
+):
+    cut = shape[2:]
+    dims = (-2, -1) if len(cut) == 2 else (-1,)
+    params = LF.sample_mix_params(
+        shape[0], cut, cutmix_alpha=1.0, mode=mode, pairing=pairing, generator=torch.Generator().manual_seed(1)
+    )
+    take = LF.box_mask(params, shape, dims) & params.mixed.view(-1, *[1] * (len(shape) - 1))
+    assert bool(take.any())
+    bits = torch.int64 if dtype == torch.float64 else torch.int32
+    x = _both_signs(shape, dtype, 0.45)  # x_partner − x is finite: every value comes back bit for bit
+    mixed = LF.mix_(x.clone(), params, cut_dims=dims, validate_args=True)
+    assert torch.equal(mixed.view(bits), torch.where(take, x[params.partner], x).view(bits))
+    x = _both_signs(shape, dtype, 0.9)  # x_partner − x overflows: a blend would give NaN, so it is refused
+    with pytest.raises(ValueError, match=r"Expected `input values` to be within a range max − min that the dtype"):
+        LF.mix_(x.clone(), params, cut_dims=dims, validate_args=True)
+
+
+def test_validate_args_refuses_an_overflowing_range_only_where_the_blend_is_in_the_batch_dtype():
+    params = LF.sample_mix_params(4, (), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
+    x = _both_signs((4, 3, 2, 2), torch.float16, 0.9)  # blended in float32: no overflow
+    mixed = LF.mix_(x.clone(), params, validate_args=True)
+    assert bool(torch.isfinite(mixed).all())
+    with pytest.raises(ValueError, match=r"but got 'values from -3.06\de\+38 to 3.06\de\+38 in torch.float32'\. Resc"):
+        LF.mix_(_both_signs((4, 3, 2, 2), torch.float32, 0.9), params, validate_args=True)
+
+
 def test_validate_args_reads_the_batch_once_without_batch_sized_memory():
     params = LF.sample_mix_params(
         64, (32, 32), mixup_alpha=1.0, mode="elem", generator=torch.Generator().manual_seed(0)
@@ -271,7 +324,7 @@ def test_validate_args_reads_the_batch_once_without_batch_sized_memory():
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
             LF.mix_(x, params, workspace=workspace, validate_args=check)
         events = sorted(
-            (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+            (_start_ns(e), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
         )
         peaks[check] = max(itertools.accumulate((n for _, n in events), initial=0))
     assert peaks[True] - peaks[False] < 1024 < x.nbytes // 4
@@ -356,3 +409,63 @@ def test_adjacent_scratch_on_an_accelerator_stays_under_one_batch(dtype, config,
     scratch = sum(b.numel() * b.element_size() for b in ws._blocks.values())
     buffer = 0 if ws._buffer is None else ws._buffer.numel() * ws._buffer.element_size()
     assert 0 < scratch + buffer <= x.numel() * x.element_size()
+
+
+# ------------------------------------------------------------------ found by mutation testing (`make mutants`)
+
+
+def test_identity_parameters_have_the_documented_fields_on_the_requested_device():
+    plain = MixParams.identity(3, (4, 5))
+    assert (plain.has_mixup, plain.has_cutmix, plain.shared, plain.adjacent) == (False, False, False, False)
+    assert MixParams.identity(3, (), has_mixup=True).has_mixup is True
+    assert MixParams.identity(3, (4,), has_cutmix=True).has_cutmix is True
+    assert (plain.lam.dtype, plain.partner.dtype, plain.box.dtype) == (torch.float32, torch.int64, torch.int64)
+    assert plain.mixed.dtype == plain.cutmix.dtype == torch.bool and plain.box.shape == (3, 2, 2)
+    assert plain.cut_sizes == (4, 5) and plain.batch_size == 3 and not bool(plain.box.any())
+    meta = MixParams.identity(3, (4, 5), device="meta")
+    assert {getattr(meta, f).device.type for f in ("lam", "partner", "cutmix", "mixed", "box")} == {"meta"}
+
+
+def test_params_to_moves_every_tensor_and_keeps_the_flags():
+    params = LF.sample_mix_params(4, (6, 6), mixup_alpha=1.0, cutmix_alpha=1.0, mode="batch", pairing="adjacent")
+    moved = params.to("meta")
+    assert {getattr(moved, f).device.type for f in ("lam", "partner", "cutmix", "mixed", "box")} == {"meta"}
+    assert (moved.shared, moved.adjacent, moved.cut_sizes) == (params.shared, params.adjacent, params.cut_sizes)
+    assert LF.box_mask(moved, (4, 3, 6, 6), (-2, -1)).device.type == "meta"  # built where the boxes are
+
+
+@pytest.mark.parametrize("change", ["dtype", "layout", "device"])
+def test_workspace_reallocates_when_any_one_property_changes(change):
+    ws = LF.Workspace()
+    x = torch.zeros(2, 3, 4, 4)
+    first = ws.get(x, torch.float32)
+    if change == "dtype":
+        second, expected = ws.get(x, torch.float64), (torch.float64, x.stride(), "cpu")
+    elif change == "layout":
+        y = x.contiguous(memory_format=torch.channels_last)
+        second, expected = ws.get(y, torch.float32), (torch.float32, y.stride(), "cpu")
+    else:
+        second, expected = ws.get(x.to("meta"), torch.float32), (torch.float32, x.stride(), "meta")
+    assert second is not first and (second.dtype, second.stride(), second.device.type) == expected
+
+
+def test_validate_args_checks_a_batch_of_one_value():
+    params = MixParams.identity(1, (), has_mixup=True)
+    with pytest.raises(ValueError, match=r"Expected `input values` to be finite.*'1 non-finite of 1'"):
+        LF.mix_(torch.full((1, 1), float("nan")), params, validate_args=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bad", [float("-inf"), float("inf")])
+def test_validate_args_finds_one_infinity_at_either_end_and_says_how_to_fix_it(bad, dtype):
+    x = torch.rand(4, 3, 8, 8).to(dtype)
+    x[1, 2, 3, 4] = bad  # only one of min and max is non-finite
+    params = LF.sample_mix_params(4, (), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
+    message = (
+        "Expected `input values` to be finite, since mixing blends x + w·(x_partner − x), which turns ±inf and NaN "
+        "into NaN, but got '1 non-finite of 768'. Replace them before mixing, e.g. with `torch.nan_to_num`, or "
+        "take logs of `x.clamp_min(eps)`."
+    )
+    with pytest.raises(ValueError) as error:
+        LF.mix_(x, params, validate_args=True)
+    assert str(error.value) == message

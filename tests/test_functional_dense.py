@@ -149,3 +149,18 @@ def test_dense_errors():
         LF.mix_mask_target(torch.zeros(2, 5, 4, dtype=torch.long), params, num_classes=3)
     with pytest.raises(ValueError, match=r"Expected `mask.ndim` to be >= 2"):
         LF.check_mask(torch.zeros(2, dtype=torch.long))
+
+
+def test_dense_float_targets_outside_the_unit_interval_are_refused_when_validated():
+    params = LF.sample_mix_params(2, (4, 4), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
+    regression = torch.tensor([[0.5, 3.0], [1.0, -1.0]])
+    per_pixel = torch.full((2, 3, 4, 4), 7.0)
+    message = r"Expected `target` to be class targets with values in \[0, 1\].*but got 'values from {} to {}'"
+    with pytest.raises(ValueError, match=message.format(-1, 3)):
+        LF.mix_target(regression, params)
+    with pytest.raises(ValueError, match=message.format(7, 7)):
+        LF.mix_any_target(per_pixel, params, input_shape=(2, 3, 4, 4), cut_dims=(-2, -1))
+    with pytest.raises(ValueError, match=r"values from nan to nan"):
+        LF.mix_target(torch.full((2, 2), float("nan")), params)
+    assert LF.mix_target(regression, params, validate_args=False).shape == (2, 2)  # unchecked: mixed linearly
+    LF.mix_target(torch.tensor([[0.0, 1.0], [1.0, 1.0]]), params)  # one-hot and multi-hot rows pass

@@ -11,6 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import main_property
 from lightning_mix import functional as LF
 from lightning_mix.functional import _adjacent
 
@@ -69,6 +70,7 @@ def _cut_area_changed(before: torch.Tensor, after: torch.Tensor, cut_dims: tuple
     return any_changed.flatten(1).double().mean(1)
 
 
+@main_property()
 @given(batches(), configs, st.sampled_from(DTYPES), st.booleans())
 def test_cutmix_pixels_come_from_self_or_partner_and_lambda_is_exact(batch, config, dtype, minmax):
     x, cut_dims = batch
@@ -100,6 +102,7 @@ def test_cutmix_pixels_come_from_self_or_partner_and_lambda_is_exact(batch, conf
     assert bool((params.lam[~params.mixed] == 1).all())
 
 
+@main_property()
 @given(batches(), configs, st.sampled_from(DTYPES))
 def test_mixup_values_equal_the_formula(batch, config, dtype):
     x, _ = batch
@@ -127,6 +130,7 @@ def test_mixup_values_equal_the_formula(batch, config, dtype):
         assert bool(((out - exact).abs() <= exact.abs() * eps + 1e-6).all())  # one rounding to the dtype
 
 
+@main_property()
 @given(batches(), configs, st.sampled_from(COMPLEX), st.sampled_from(sorted(METHODS)))
 def test_complex_batches_mix_their_real_and_imaginary_parts_alike(batch, config, dtype, method):
     x, cut_dims = batch
@@ -150,6 +154,7 @@ def test_complex_batches_mix_their_real_and_imaginary_parts_alike(batch, config,
     assert lazy.is_conj() and torch.equal(LF.mix_(lazy, params, cut_dims=cut_dims), out)
 
 
+@main_property()
 @given(batches(), configs)
 def test_combined_modes_mix_each_sample_by_its_own_op(batch, config):
     x, cut_dims = batch
@@ -179,6 +184,7 @@ def test_combined_modes_mix_each_sample_by_its_own_op(batch, config):
             assert bool((field == field[0]).all())
 
 
+@main_property()
 @given(
     st.integers(1, 9),
     st.integers(1, 12),
@@ -216,6 +222,7 @@ def test_dense_targets_mix_linearly(batch, classes, multi_hot, seed):
     assert soft.dtype == torch.float32
 
 
+@main_property()
 @given(st.integers(1, 9), st.sampled_from(["batch", "elem"]), st.integers(0, 2**31 - 1), st.sampled_from(PAIRINGS))
 def test_partners_swap_and_never_self_pair(batch, mode, seed, pairing):
     g = torch.Generator().manual_seed(seed)
@@ -282,6 +289,7 @@ def _general(params: LF.MixParams) -> LF.MixParams:
     return dataclasses.replace(params, adjacent=False)
 
 
+@main_property()
 @given(
     batches(),
     configs,

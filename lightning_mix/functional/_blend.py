@@ -69,4 +69,12 @@ def lerp_in_float32_(
         mixed.lerp_(theirs[: stop - start].copy_(other[start:stop]), w)
         if not y.dtype.is_floating_point:
             mixed.round_()
+            if y.element_size() >= 4:  # float32 rounds the top of int32/int64 up to 2^31/2^63, which would wrap
+                mixed.clamp_(max=_float32_below(y.dtype))
         y[start:stop].copy_(mixed)
+
+
+def _float32_below(dtype: torch.dtype) -> float:
+    """The largest float32 that ``dtype``'s range holds: ``2^(bits-1) − 2^(bits-25)`` for 32 and 64 bits."""
+    bits = torch.iinfo(dtype).bits
+    return float(2 ** (bits - 1) - 2 ** (bits - 25))

@@ -11,7 +11,7 @@ from torch import Tensor
 from lightning_mix.functional._checks import check_choice, check_int, check_probability, expected
 from lightning_mix.functional.mixing import _check_batch, _normalise_cut_dims, mix_, pixel_weight
 from lightning_mix.functional.params import MixParams
-from lightning_mix.functional.targets import check_dense_target, mix_target
+from lightning_mix.functional.targets import check_dense_target, check_unit_values, mix_target
 
 __all__ = ["check_mask", "mix_any_target", "mix_mask_target", "paste_mask_"]
 
@@ -188,7 +188,7 @@ def mix_any_target(
         ignore_index: mask label that carries no target.
         mask_mixup: ``"soft"`` builds per-pixel soft targets when MixUp mixes a mask; ``"error"`` refuses.
         copy: paste into a copy of an integer mask (False: overwrite ``target``).
-        validate_args: check label ranges (reads the values).
+        validate_args: check label ranges, and that dense float values are in ``[0, 1]`` (reads the values).
 
     Returns:
         The mixed target.
@@ -249,6 +249,8 @@ def mix_any_target(
         )
     if not integer and target.ndim >= 3 and tuple(target.shape[2:]) == spatial:
         check_dense_target(target, num_classes, label_smoothing)
+        if validate_args:
+            check_unit_values(target)
         return mix_(target.to(torch.float32, copy=True), params, cut_dims=cut_dims)
     raise TypeError(
         expected(

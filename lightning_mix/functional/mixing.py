@@ -185,11 +185,16 @@ def mix_(
     bfloat16 and integer batches are mixed in float32 and cast back (integers rounded to nearest), so the pixel
     weights are exactly λ. A pure CutMix configuration does no rounding and works for every dtype: integer
     values are selected bit for bit, floating ones with weights that are exactly 0 or 1, which returns every
-    finite value unchanged (up to the sign of a zero). Memory layout (e.g. channels_last) is kept.
+    finite value unchanged (up to the sign of a zero) as long as differences do not overflow (see below). Memory
+    layout (e.g. channels_last) is kept.
 
     Values that are blended must be finite: ``x + w·(x_partner − x)`` turns ±inf and NaN into NaN, in the sample
     that holds them and in its partner, even where the weight is 0 (``0·inf`` is NaN). This concerns float32,
     float64 and complex batches, and float16/bfloat16 batches when MixUp is on; ``validate_args=True`` checks it.
+    Float32, float64 and complex batches are blended in their own dtype, CutMix included (a ``lerp_`` with weights
+    of 0 or 1, about twice as fast as a bit select), so ``x_partner − x`` must not overflow either: a batch with
+    values of both signs near the dtype's largest value (a range ``max − min`` beyond ``finfo.max``) can get NaN
+    or inf; ``validate_args=True`` refuses such a range.
 
     With ``params.adjacent`` (``pairing="adjacent"``) each pair of neighbours is mixed in one pass, a few MiB
     of pairs at a time on CPU: the even samples of a block are saved to scratch, then both sides are blended, so
@@ -323,15 +328,30 @@ def _paste_region_(region: Tensor, params: MixParams, batch_buffer: Tensor | Non
 
 
 def _check_finite(x: Tensor, params: MixParams) -> None:
-    """Raise if ``x`` holds ±inf or NaN where mixing blends arithmetically (everything but a bit select)."""
+    """Raise if ``x`` holds ±inf or NaN where mixing blends arithmetically (everything but a bit select).
+
+    Float32, float64 and complex batches are blended in their own dtype, so ``x_partner − x`` must not overflow
+    either: their range ``max − min`` must be finite.
+    """
     blended = x.dtype in EXACT_FLOATS or x.is_complex() or (x.is_floating_point() and params.has_mixup)
     if x.numel() == 0 or not blended:
         return
     # One pass and nothing batch-sized: min and max are finite iff every value is (both propagate NaN).
     low, high = torch.aminmax(torch.view_as_real(x) if x.is_complex() else x)
-    if bool(torch.isfinite(low) & torch.isfinite(high)):  # a host read, on purpose
+    in_own_dtype = x.dtype in EXACT_FLOATS or x.is_complex()
+    if bool(torch.isfinite(high - low) if in_own_dtype else torch.isfinite(low) & torch.isfinite(high)):  # a host read
         return
     bad = int(x.numel() - torch.isfinite(x).sum())  # the error path only
+    if bad == 0:
+        raise ValueError(
+            expected(
+                "input values",
+                "within a range max − min that the dtype can hold, since mixing blends x + w·(x_partner − x), which "
+                "turns a difference that overflows into inf or NaN",
+                f"values from {float(low):.4g} to {float(high):.4g} in {x.dtype}",
+                "Rescale the input, or mix it in float64.",
+            )
+        )
     raise ValueError(
         expected(
             "input values",

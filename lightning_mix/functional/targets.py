@@ -8,7 +8,7 @@ from torch import Tensor
 from lightning_mix.functional._checks import check_int, check_probability, expected
 from lightning_mix.functional.params import MixParams, _float32
 
-__all__ = ["check_dense_target", "mix_target", "one_hot"]
+__all__ = ["check_dense_target", "check_unit_values", "mix_target", "one_hot"]
 
 
 def _check_num_classes(num_classes: int | None) -> int:
@@ -63,6 +63,38 @@ def check_dense_target(target: Tensor, num_classes: int | None, label_smoothing:
         )
 
 
+def check_unit_values(target: Tensor) -> None:
+    """Check that a dense float target holds class targets: every value in ``[0, 1]`` (reads the values).
+
+    Probabilities, one-hot and multi-hot rows, and label-smoothed rows pass; regression values and logits do not:
+    mixing them like class targets would be silently wrong.
+
+    Raises:
+        ValueError: if a value is outside ``[0, 1]`` or NaN.
+
+    Example:
+        >>> check_unit_values(torch.tensor([[0.2, 0.8], [1.0, 1.0]]))
+        >>> check_unit_values(torch.tensor([[2.5]]))
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected `target` to be class targets ... but got 'values from 2.5 to 2.5'. ...
+    """
+    if target.numel() == 0 or target.dtype == torch.bool:
+        return
+    if bool(((target >= 0) & (target <= 1)).all()):  # a host read, on purpose
+        return
+    low, high = float(target.min()), float(target.max())  # the error path only
+    raise ValueError(
+        expected(
+            "target",
+            "class targets with values in [0, 1] (probabilities, one-hot or multi-hot rows)",
+            f"values from {low:.4g} to {high:.4g}",
+            "Regression targets and logits are not mixed as class targets: mix the input alone (the callback's "
+            '`targets="none"`) and interpolate them yourself with the step\'s `lam` (see `mixed_loss`).',
+        )
+    )
+
+
 def one_hot(
     target: Tensor, num_classes: int | None, *, label_smoothing: float = 0.0, validate_args: bool = True
 ) -> Tensor:
@@ -109,14 +141,17 @@ def mix_target(
 
     Class indices ``(B,)`` are first one-hot encoded (with optional label smoothing, the one place this library
     applies it). Dense float targets ``(B, C)`` (probabilities, one-hot or multi-hot; bool accepted) are mixed as
-    they are; smooth them yourself if you want that, since smoothing multi-hot rows has no single meaning.
+    they are, linearly; smooth them yourself if you want that, since smoothing multi-hot rows has no single
+    meaning. Their values must lie in ``[0, 1]`` (checked with ``validate_args``): regression values and logits
+    are refused, since mixing them as class targets would be silently wrong.
 
     Args:
         target: ``(B,)`` integer class indices, or ``(B, C)`` floating or bool dense targets.
         params: the parameters used for the pixels.
         num_classes: C; required for class indices, checked against the width of dense targets.
         label_smoothing: ε for class indices; must be 0 for dense targets.
-        validate_args: check index ranges (see :func:`one_hot`).
+        validate_args: check index ranges (see :func:`one_hot`) and that dense values are in ``[0, 1]`` (reads
+            the values).
 
     Returns:
         A new float32 ``(B, C)`` tensor on the target's device.
@@ -140,6 +175,8 @@ def mix_target(
         return _mix_indices(target, params, num_classes, label_smoothing, validate_args)
     if target.ndim == 2 and (target.dtype.is_floating_point or target.dtype == torch.bool):
         check_dense_target(target, num_classes, label_smoothing)
+        if validate_args:
+            check_unit_values(target)
         dense = target.to(torch.float32)
     else:
         raise TypeError(

@@ -1,13 +1,15 @@
-"""The callback never writes into memory that anything but the batch can see, and mixes fresh batches in place.
+"""What the callback promises about user data and unusual batches, checked through a real ``Trainer``.
 
-Every way a loader can hand over memory its owner still holds is run through a real ``Trainer`` for two epochs,
-and the owner's tensor must come back bit for bit. Fresh batches (collated, from worker processes, pinned) must
-still be mixed in their own memory: the input reaching ``training_step`` is the very tensor the hook received.
+The callback never writes into memory that anything but the batch can see: every way a loader can hand over
+memory its owner still holds runs for two epochs, and the owner's tensor must come back bit for bit. Fresh
+batches (collated, from worker processes, pinned) are still mixed in their own memory: the input reaching
+``training_step`` is the very tensor the hook received. Masks, empty batches, dense float targets and frozen
+dataclass batches follow.
 """
 
 from __future__ import annotations
 
-import sys
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from lightning import Callback, LightningModule, Trainer
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from conftest import requires_cuda
 from lightning_mix import CutMixCallback, MixCallback, MixUpCallback
@@ -110,6 +112,8 @@ class DictModel(Model):
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         if isinstance(batch, dict):
             batch = [batch["x"], batch["y"]]
+        elif isinstance(batch, Fields):
+            batch = [batch.x, batch.y]
         return super().training_step(batch, batch_idx)
 
 
@@ -205,6 +209,37 @@ def test_fresh_batches_are_mixed_in_their_own_memory(kwargs: dict[str, Any], met
     assert len(model.ptrs) == 3 and model.ptrs == pointer.ptrs
 
 
+@dataclasses.dataclass
+class Fields:
+    x: Tensor
+    y: Tensor
+
+    def __getitem__(self, i: int) -> Tensor:
+        return (self.x, self.y)[i]
+
+
+def _to_fields(samples: list[Any]) -> Fields:
+    return Fields(*default_collate(samples))
+
+
+def _to_dict(samples: list[Any]) -> dict[str, Tensor]:
+    x, y = default_collate(samples)
+    return {"x": x, "y": y}
+
+
+class FieldsPointer(Pointer):
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        self.ptrs.append((batch.x if isinstance(batch, Fields) else batch["x"]).data_ptr())
+
+
+@pytest.mark.parametrize("collate", [_to_fields, _to_dict], ids=["dataclass", "dict"])
+def test_fresh_dataclass_and_dict_batches_are_mixed_in_their_own_memory(collate: Callable) -> None:
+    pointer, model = FieldsPointer(), DictModel()
+    loader = DataLoader(TensorDataset(*make_data(8)), batch_size=4, collate_fn=collate)
+    make_trainer(pointer, CutMixCallback(alpha=1.0, seed=0)).fit(model, loader)
+    assert len(model.ptrs) == 2 and model.ptrs == pointer.ptrs
+
+
 @requires_cuda
 @pytest.mark.parametrize("kwargs", [{"pin_memory": True}, {"pin_memory": True, "num_workers": 2}])
 def test_fresh_pinned_batches_are_mixed_in_their_own_memory(kwargs: dict[str, Any]) -> None:
@@ -228,7 +263,7 @@ def test_owns_memory_counts_the_references_the_caller_accounts_for() -> None:
     d = x.detach()
     assert not owns_memory(x, references=5) and not owns_memory(d, references=5)  # another tensor, same storage
     del d
-    assert owns_memory(x) and owns_memory(torch.zeros(2)) and sys.getrefcount(x) == 2
+    assert owns_memory(x) and owns_memory(torch.zeros(2))
 
 
 # ------------------------------------------------------------------------------------------- masks and targets
@@ -328,3 +363,97 @@ def test_an_empty_batch_passes_through_untouched_and_counts_as_a_step(method: st
         a, b = with_empty.params[step], full.params[step]
         assert torch.equal(a.lam, b.lam) and torch.equal(a.partner, b.partner) and torch.equal(a.box, b.box)
         torch.testing.assert_close(with_empty.batches[step][0], full.batches[step][0], rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------- dense float targets
+
+
+def _dense_batches(target: Tensor) -> Batches:
+    x, _ = make_data(8)
+    return Batches((x[:4], target[:4]), (x[4:], target[4:]))
+
+
+class DenseModel(Model):
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        self.seen.append(batch[1].clone())
+        return self.net(batch[0]).sum()
+
+
+REFUSED = r"Expected `target` to be class targets with values in \[0, 1\].*but got 'values from {}.*targets=\"none\""
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        pytest.param(torch.linspace(0.5, 4.0, 8).view(8, 1), "0.5 to 2'", id="regression-(B,1)"),
+        pytest.param(torch.linspace(-2.0, 2.0, 24).view(8, 3), "-2 to -0.08", id="regression-(B,K)"),
+        pytest.param(torch.randn(8, NUM_CLASSES, generator=torch.Generator().manual_seed(0)), "-", id="logits"),
+    ],
+)
+def test_dense_float_targets_outside_the_unit_interval_are_refused_on_the_first_batch(
+    target: Tensor, shown: str
+) -> None:
+    callback = MixUpCallback(alpha=1.0, seed=0, targets="soft")
+    with pytest.raises(ValueError, match=REFUSED.format(shown)):
+        make_trainer(callback).fit(DenseModel(), _dense_batches(target))
+    # the input alone can still be mixed, the target interpolated by the user
+    model = DenseModel()
+    make_trainer(MixUpCallback(alpha=1.0, seed=0, targets="none")).fit(model, _dense_batches(target))
+    assert torch.equal(model.seen[0], target[:4])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param(torch.rand(8, NUM_CLASSES).softmax(1), id="probabilities"),
+        pytest.param((torch.rand(8, NUM_CLASSES) < 0.5).float(), id="multi-hot"),
+        pytest.param(torch.rand(8, 1), id="(B,1)-in-unit-interval"),
+    ],
+)
+def test_dense_float_targets_in_the_unit_interval_are_mixed_linearly(target: Tensor) -> None:
+    model = DenseModel()
+    callback = MixUpCallback(alpha=1.0, seed=0, targets="soft")
+    make_trainer(callback).fit(model, _dense_batches(target))
+    params = callback.last_params
+    assert params is not None
+    lam = params.lam[:, None]
+    t = target[4:]
+    torch.testing.assert_close(model.seen[1], lam * t + (1 - lam) * t[params.partner])
+
+
+# ------------------------------------------------------------------------------------------- frozen dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    image: Tensor
+    label: Tensor
+
+
+class FrozenLoader:
+    def __len__(self) -> int:
+        return 2
+
+    def __iter__(self) -> Iterator[Frozen]:
+        x, y = make_data(8)
+        yield from (Frozen(x[:4], y[:4]), Frozen(x[4:], y[4:]))
+
+
+class FrozenModel(Model):
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return super().training_step([batch.image, batch.label], batch_idx)
+
+
+class FrozenModelOnItsOwnTransfer(FrozenModel):
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return batch  # already on the CPU: Lightning's own transfer is skipped
+
+
+def test_a_frozen_dataclass_batch_is_refused_by_lightning_before_the_callback_runs() -> None:
+    callback = CutMixCallback(alpha=1.0, seed=0)
+    with pytest.raises(ValueError, match=r"A frozen dataclass was passed to `apply_to_collection`"):
+        make_trainer(callback).fit(FrozenModel(), FrozenLoader())
+    assert callback.last_params is None  # the hook never ran
+    # with a `transfer_batch_to_device` of its own, the batch reaches the callback, which says how to fix it
+    with pytest.raises(TypeError, match=r"Expected `batch` to be an object whose attributes can be set.*getter"):
+        make_trainer(CutMixCallback(alpha=1.0, seed=0)).fit(FrozenModelOnItsOwnTransfer(), FrozenLoader())
