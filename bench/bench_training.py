@@ -52,6 +52,10 @@ CONFIGS: dict[str, dict[str, Any] | None] = {
     "mixup elem": {"mixup_alpha": 0.8, "mode": "elem"},
     "cutmix elem": {"cutmix_alpha": 1.0, "mode": "elem"},
     "both elem": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "mode": "elem"},
+    # the dense (B, C) targets of earlier versions, against the default mixed labels above
+    "mixup batch soft": {"mixup_alpha": 0.8, "mode": "batch", "targets": "soft"},
+    "cutmix batch soft": {"cutmix_alpha": 1.0, "mode": "batch", "targets": "soft"},
+    "both elem soft": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "mode": "elem", "targets": "soft"},
 }
 
 
