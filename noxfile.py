@@ -18,13 +18,12 @@ nox.options.reuse_existing_virtualenvs = True
 # The floors of pyproject.toml (dependencies and the examples/cli extras), with the Python they run on.
 OLDEST_PYTHON = "3.10"
 OLDEST = [
-    "torch==2.3.0",
-    "torchvision==0.18.0",
+    "torch==2.14.1",
+    "torchvision==0.29.1",
     "lightning==2.5.0",
     "pytorch-lightning==2.5.0",
     "torchmetrics==1.4.0",
     "jsonargparse[signatures]==4.27.7",
-    "numpy<2",  # the NumPy of torch 2.3's time: the oldest session stays an environment of that era
 ]
 # What the Makefile installs and the project is developed with.
 CURRENT_PYTHON = "3.11"
