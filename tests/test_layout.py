@@ -16,7 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lightning_mix"
 # What a checkout holds that never belongs in a source copy: environments, caches, build outputs, the site.
 LOCAL = shutil.ignore_patterns(
-    ".git", ".venv", "*.egg-info", "build", "dist", "site", "__pycache__", ".*_cache", ".hypothesis", "outputs"
+    ".git",
+    ".venv",
+    ".nox",
+    "mutants",
+    "*.egg-info",
+    "build",
+    "dist",
+    "site",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+    "outputs",
 )
 
 
