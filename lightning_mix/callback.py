@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -454,7 +455,10 @@ class MixCallback(Callback):
             )
         frozen = self.access.frozen(batch)
         if frozen:
-            self._check_frozen(type(batch).__name__, x, target)
+            # References to each tensor: the tuple's and this hook's variable. Counted here, not in a callee: how
+            # many references a call adds differs between Python versions.
+            shared = not owns_memory(x, references=2) or (target is not None and not owns_memory(target, references=2))
+            self._check_frozen(type(batch).__name__, shared, target is not None)
         step, self._step = self._step, self._step + 1
         if self._seed is None:
             self._seed = self.seed if self.seed is not None else torch.initial_seed()
@@ -514,17 +518,13 @@ class MixCallback(Callback):
             what=_NOTE_LABELS if labels else _NOTE_SOFT,
             fixes=_FIXES_LABELS if labels else _FIXES_SOFT,
         )
-        if hasattr(exception, "add_note"):  # Python >= 3.11
-            exception.add_note(note)
-        else:  # pragma: no cover - Python 3.10: say it next to the traceback
-            warnings.warn(note, UserWarning, stacklevel=2)
+        _add_note(exception, note)
 
-    def _check_frozen(self, kind: str, x: Tensor, target: Tensor | None) -> None:
+    def _check_frozen(self, kind: str, shared: bool, has_target: bool) -> None:
         """A tuple batch is mixed in place: only when its tensors belong to the step, and not into soft targets."""
-        if self.targets == "soft" and target is not None:
+        if self.targets == "soft" and has_target:
             problem = 'targets="soft", which replaces the target by a new tensor'
-        # references: the tuple's, the hook's variable and this method's parameter
-        elif not owns_memory(x, references=3) or (target is not None and not owns_memory(target, references=3)):
+        elif shared:
             problem = "tensors that share memory with other tensors (user data), which must not be changed"
         else:
             return
@@ -555,10 +555,12 @@ class MixCallback(Callback):
             shape = tuple(target.shape)
             raise ValueError(expected("target.shape[0]", f"the batch size {params.batch_size}", shape))
         device = target.device
-        lam = params.lam.to(device, non_blocking=True)
-        partner = params.partner.to(device, non_blocking=True)
+        lam, partner = params.lam, params.partner
+        if lam.device != device:  # (a target on another device than the input)
+            lam, partner = lam.to(device, non_blocking=True), partner.to(device, non_blocking=True)
         before = target if type(target) is Tensor else target.as_subclass(Tensor)
         own = before
+        uniform = params.draw.lam if params.draw is not None else None  # a per-batch draw: λ on the host
         spatial = tuple(input_shape[2:])
         aligned = bool(spatial) and (
             tuple(target.shape[1:]) == spatial
@@ -572,15 +574,20 @@ class MixCallback(Callback):
                 lam = torch.where(params.cutmix.to(device, non_blocking=True), 1.0, lam)
             else:
                 lam = torch.ones_like(lam)
-        lam = lam.view(-1, *([1] * (target.ndim - 1))).expand(target.shape)
+            if params.draw is not None and params.draw.cutmix:
+                uniform = 1.0
+        if target.ndim > 1:
+            lam = lam.view(-1, *([1] * (target.ndim - 1))).expand(target.shape)
         partner_labels = before.index_select(0, partner)
+        # partners swap when the batch size is even: the partner labels are then a permutation of the own ones
+        mix = _Mix(self.label_smoothing, uniform, balanced=own is before and params.batch_size % 2 == 0)
         if frozen:  # a tuple: the target object itself becomes the mixed labels
             before = target.detach()  # a plain alias of the values before mixing
             if own is not target:
                 target.set_(own)  # type: ignore[call-overload]
-            labels = _mix_labels_(target, partner_labels, lam, label_smoothing=self.label_smoothing)
+            labels = _mix_labels_(target, partner_labels, lam, mix)
         else:
-            labels = _make(own, partner_labels, lam, _Mix(self.label_smoothing))
+            labels = _make(own, partner_labels, lam, mix)
             self.access.set(batch, key, labels)
         self._reads = labels._mix
         return before
@@ -766,3 +773,13 @@ def _check_preset(
         raise TypeError(expected(f"the arguments of {name}", f"free of {', '.join(banned)}", extra, hint))
     if check_alpha("alpha", alpha) == 0 and not (minmax_ok and kwargs.get("cutmix_minmax") is not None):
         raise ValueError(expected("alpha", "a float > 0", alpha))
+
+
+def _add_note(exception: BaseException, note: str) -> None:
+    """``exception.add_note(note)``; on Python 3.10, which lacks it, the same ``__notes__`` and a warning to show it."""
+    if sys.version_info >= (3, 11):
+        exception.add_note(note)
+        return
+    notes = getattr(exception, "__notes__", None)  # pragma: no cover - Python 3.10
+    exception.__notes__ = [*(notes or []), note]  # type: ignore[attr-defined]  # pragma: no cover
+    warnings.warn(note, UserWarning, stacklevel=3)  # pragma: no cover - the 3.10 traceback does not print notes

@@ -54,13 +54,20 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class _Mix:
-    """What every tensor derived from one set of mixed labels shares: ε, and whether a loss read the mix."""
+    """What every tensor derived from one set of mixed labels shares: ε, and whether a loss read the mix.
 
-    __slots__ = ("label_smoothing", "read")
+    ``uniform``: λ itself when every element has the same one, a host value (a per-batch draw), which the losses
+    then use as a scalar. ``balanced``: the partner labels are a permutation of the own labels (partners swap),
+    so that whatever a loss sums over the labels alone (its mass) is the same for both sides.
+    """
 
-    def __init__(self, label_smoothing: float = 0.0) -> None:
+    __slots__ = ("balanced", "label_smoothing", "read", "uniform")
+
+    def __init__(self, label_smoothing: float = 0.0, uniform: float | None = None, balanced: bool = False) -> None:
         self.label_smoothing = label_smoothing
         self.read = False
+        self.uniform = uniform
+        self.balanced = balanced
 
 
 class MixedLabels(Tensor):
@@ -174,7 +181,10 @@ class MixedLabels(Tensor):
     def __deepcopy__(self, memo: dict[int, Any]) -> MixedLabels:
         with _Disabled():
             copied = _make(
-                _plain(self).clone(), self.partner_labels.clone(), self.lam.clone(), _Mix(self.label_smoothing)
+                _plain(self).clone(),
+                self.partner_labels.clone(),
+                self.lam.clone(),
+                _Mix(self.label_smoothing, self._mix.uniform, self._mix.balanced),
             )
         memo[id(self)] = copied
         return copied
@@ -202,7 +212,7 @@ def _attach(t: Tensor, partner: Tensor, lam: Tensor, mix: _Mix) -> None:
     t.partner_labels, t.lam, t._mix = partner, lam, mix  # type: ignore[attr-defined]
 
 
-def _mix_labels_(target: Tensor, partner_labels: Tensor, lam: Tensor, *, label_smoothing: float = 0.0) -> MixedLabels:
+def _mix_labels_(target: Tensor, partner_labels: Tensor, lam: Tensor, mix: _Mix) -> MixedLabels:
     """Turn the tensor object ``target`` itself into mixed labels, in place; its values are left as they are.
 
     For containers that cannot take a new item (a tuple batch): the object the container holds becomes a
@@ -212,7 +222,7 @@ def _mix_labels_(target: Tensor, partner_labels: Tensor, lam: Tensor, *, label_s
     if type(target) is not Tensor:
         raise TypeError(expected("target", "a plain torch.Tensor", type(target).__name__))
     target.__class__ = MixedLabels
-    _attach(target, partner_labels, lam.to(torch.float32), _Mix(label_smoothing))
+    _attach(target, partner_labels, lam.to(torch.float32), mix)
     return target  # type: ignore[return-value]
 
 
@@ -289,6 +299,11 @@ _KEEPERS: dict[Callable[..., Any], Callable[[Callable[..., Any], tuple[Any, ...]
 # ------------------------------------------------------------------------------------------ losses that mix
 
 
+_nll: Callable[..., Tensor] = torch._C._nn.nll_loss_nd  # F.nll_loss without its Python checks; 0: reduction="none"
+_REDUCTION_CODES = {"none": 0, "mean": 1, "sum": 2}  # torch's enum of the reductions
+_SUMMED = {2: torch.ops.aten.nll_loss_forward, 4: torch.ops.aten.nll_loss2d_forward}  # (sum, mass), by input.ndim
+
+
 def _fit(lam: Tensor, shape: torch.Size) -> Tensor:
     """The per-element weights ``lam`` (labels' shape) laid out for losses of ``shape``."""
     if lam.shape == shape:
@@ -329,8 +344,9 @@ def _interpolate(
     own, partner = _plain(labels), labels.partner_labels
     loss_a, loss_b = unreduced(own), unreduced(partner)
     dense = class_dim and own.dtype.is_floating_point  # probability targets: λ is the same along C
-    lam = _fit(labels.lam.select(1, 0) if dense else labels.lam, loss_a.shape)
-    mixed = lam * loss_a + (1.0 - lam) * loss_b
+    uniform = labels._mix.uniform
+    lam = _fit(labels.lam.select(1, 0) if dense else labels.lam, loss_a.shape) if uniform is None else uniform
+    mixed = _lerp(loss_b, loss_a, lam)
     if mode == "none":
         return mixed
     if mode == "sum":
@@ -338,7 +354,7 @@ def _interpolate(
     mass_a, mass_b = (None, None) if mass is None else (mass(own), mass(partner))
     if mass_a is None or mass_b is None:  # both or neither: one rule for both sides
         return mixed.mean()
-    total = (lam * mass_a + (1.0 - lam) * mass_b).sum()
+    total = _lerp(mass_b, mass_a, lam).sum()
     return mixed.sum() / (total.clamp_min(_TINY) if clamp else total)
 
 
@@ -365,8 +381,25 @@ def _index_mass(labels: Tensor, *, bound: inspect.BoundArguments) -> Tensor | No
     """
     if labels.dtype.is_floating_point:
         return None
-    keep: Tensor = labels != bound.arguments.get("ignore_index", -100)
-    weight = bound.arguments.get("weight")
+    return _class_mass(labels, weight=bound.arguments.get("weight"), ignore=bound.arguments.get("ignore_index", -100))
+
+
+@functools.cache
+def _minus_one(device: torch.device) -> Tensor:
+    """A float32 −1 of shape ``(1, 1)`` on ``device``, made once (read-only: it is shared)."""
+    return torch.full((1, 1), -1.0, device=device)
+
+
+def _class_mass(labels: Tensor, *, weight: Tensor | None, ignore: int, classes: int | None = None) -> Tensor:
+    """``weight[y]`` (1 without weights) per label, 0 at ``ignore``, as float32.
+
+    With ``classes`` (the labels are ``(B,)`` class indices of a ``(B, classes)`` input) one op computes it: the
+    NLL of a constant −1, which is what torch's own weighted mean sums.
+    """
+    if classes is not None and labels.ndim == 1:
+        minus_one = _minus_one(labels.device).expand(labels.shape[0], classes)
+        return _nll(minus_one, labels, None if weight is None else weight.to(torch.float32), 0, ignore)
+    keep: Tensor = labels != ignore
     if weight is None:
         return keep.to(torch.float32)
     per_class: Tensor = weight.to(labels.device)
@@ -387,6 +420,43 @@ def _signature_of(func: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(func)
 
 
+_REQUIRED = object()
+
+
+@functools.cache
+def _parameters_of(func: Callable[..., Any]) -> tuple[inspect.Signature, tuple[str, ...], dict[str, Any]] | None:
+    """The signature, parameter names and defaults of ``func``; None when not every parameter is plain."""
+    signature = _signature_of(func)
+    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if any(p.kind not in plain for p in signature.parameters.values()):
+        return None
+    names = tuple(n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    empty = inspect.Parameter.empty
+    defaults = {n: _REQUIRED if p.default is empty else p.default for n, p in signature.parameters.items()}
+    return signature, names, defaults
+
+
+def _bind(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
+    """``inspect.signature(func).bind(*args, **kwargs)`` with the defaults applied, without its per-call cost.
+
+    A loss runs every step, and ``Signature.bind`` costs more than a small loss itself: the arguments of a function
+    of plain parameters are matched here directly; anything else (or a wrong call, for ``bind``'s error) goes
+    through ``bind``.
+    """
+    parameters = _parameters_of(func)
+    if parameters is not None:
+        signature, names, defaults = parameters
+        if len(args) <= len(names) and not any(name in kwargs for name in names[: len(args)]):
+            arguments = dict(defaults)
+            arguments.update(zip(names, args, strict=False))
+            arguments.update(kwargs)
+            if len(arguments) == len(defaults) and all(v is not _REQUIRED for v in arguments.values()):
+                return inspect.BoundArguments(signature, arguments)
+    bound = _signature_of(func).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound
+
+
 LossHandler = Callable[[Callable[..., Tensor], tuple[Any, ...], dict[str, Any]], Tensor]
 
 
@@ -398,8 +468,7 @@ def _handler(family: str, mass: Mass | None = None, class_dim: bool = False, cla
     """
 
     def handle(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
-        bound = _signature_of(func).bind(*args, **kwargs)
-        bound.apply_defaults()
+        bound = _bind(func, args, kwargs)
         labels = bound.arguments["target"]
         if not isinstance(labels, MixedLabels):  # the mixed labels came as another argument: a plain call
             with _Disabled():
@@ -408,21 +477,49 @@ def _handler(family: str, mass: Mass | None = None, class_dim: bool = False, cla
         if legacy != (None, None):  # the deprecated flags, resolved once
             bound.arguments["reduction"] = _reduction.legacy_get_string(*legacy)
             bound.arguments["size_average"] = bound.arguments["reduce"] = None
-        eps, unreduced = labels.label_smoothing, _call(func, bound, "target", "reduction")
+        eps = labels.label_smoothing
+        unreduced = _call(func, bound, "target", "reduction")
         if eps > 0 and family == "ce":
             bound.arguments["label_smoothing"] = 1.0 - (1.0 - eps) * (1.0 - bound.arguments["label_smoothing"])
         elif eps > 0 and family == "nll":
             arguments = {k: bound.arguments[k] for k in ("input", "target", "weight", "ignore_index", "reduction")}
-            bound = _signature_of(F.cross_entropy).bind(**arguments, label_smoothing=eps)
+            bound = _bind(F.cross_entropy, (), {**arguments, "label_smoothing": eps})
             unreduced = _call(F.cross_entropy, bound, "target", "reduction")
         elif eps > 0 and family == "bce":
             plain = unreduced
             unreduced = lambda side: plain(side.mul(1.0 - eps).add_(eps / 2.0))  # noqa: E731
-        one_pass = func is F.cross_entropy and not labels.dtype.is_floating_point
-        if one_pass and not _autocast(bound.arguments["input"].device.type):  # one log-softmax for both sides
-            unreduced = _cross_entropy_of_indices(bound)
         per_side = None if mass is None else functools.partial(mass, bound=bound)
         return _interpolate(labels, unreduced, bound.arguments["reduction"], per_side, class_dim, clamp)
+
+    return handle
+
+
+def _index_handler(family: str) -> LossHandler:
+    """The handler of ``F.cross_entropy`` (``"ce"``) or ``F.nll_loss`` (``"nll"``).
+
+    int64 class indices take :func:`_mixed_loss_of_indices`, everything else the generic handler. The arguments
+    are read as these functions pass them (input and target by position, every other argument by name) without
+    binding them.
+    """
+    generic = _handler(family, _index_mass, class_dim=family == "ce")
+    names = frozenset(_signature_of(F.cross_entropy if family == "ce" else F.nll_loss).parameters) - {"input", "target"}
+
+    def handle(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
+        if len(args) == 2 and kwargs.keys() == names:
+            labels, arguments = args[1], kwargs
+        else:
+            arguments = _bind(func, args, kwargs).arguments
+            labels = arguments["target"]
+        fast = (
+            type(labels) is MixedLabels
+            and labels.dtype == torch.int64
+            and arguments["size_average"] is None
+            and arguments["reduce"] is None
+        )
+        x = args[0] if arguments is kwargs else arguments["input"]
+        if not fast or x.ndim < 2 or _autocast(x.device.type):
+            return generic(func, args, kwargs)
+        return _mixed_loss_of_indices(x, labels, arguments, family == "nll")
 
     return handle
 
@@ -435,30 +532,72 @@ def _autocast(device_type: str) -> bool:
         return True
 
 
-def _cross_entropy_of_indices(bound: inspect.BoundArguments) -> Callable[[Tensor], Tensor]:
-    """``F.cross_entropy(..., reduction="none")`` of class indices as torch computes it, from one log-softmax.
+def _mixed_loss_of_indices(x: Tensor, labels: MixedLabels, arguments: dict[str, Any], nll: bool) -> Tensor:
+    """``F.cross_entropy`` or ``F.nll_loss`` of int64 class indices with mixed labels, reduced, from one log-softmax.
 
     torch's cross-entropy is the NLL of ``log_softmax(input, 1)`` plus, with smoothing ε, ``ε/C`` times the
     (class-weighted) sum of ``−log p`` over the classes, 0 at ``ignore_index``: the log-softmax and the smoothing
-    sum do not depend on the labels, so both label sets share them.
+    sum do not depend on the labels, so both label sets share them. ``F.nll_loss`` takes the log-probabilities
+    as they are; with the callback's ε it is the cross-entropy of them (which log-softmax leaves as they are).
+    The reductions are those of :func:`_interpolate`, with the mass of :func:`_index_mass`. With one λ for the
+    batch (a per-batch draw) the reduced losses of the two sides are interpolated as scalars: the sums, or the
+    means when the partner labels are a permutation of the own ones (their masses are equal, so the mean of the
+    interpolation is the interpolation of the means); otherwise the sum and the mass of each side come from one
+    op each.
     """
-    arguments = bound.arguments
+    mode = arguments["reduction"]
+    if mode not in _REDUCTION_CODES:
+        raise ValueError(expected("reduction", "one of 'mean', 'sum', 'none'", mode))
     weight: Tensor | None = arguments["weight"]
     ignore: int = arguments["ignore_index"]
-    eps: float = arguments["label_smoothing"]
-    log_p = F.log_softmax(arguments["input"], 1)
-    smooth = None
+    mix = labels._mix
+    mix.read = True
+    eps = mix.label_smoothing if nll else 1.0 - (1.0 - mix.label_smoothing) * (1.0 - arguments["label_smoothing"])
+    own, partner, uniform = _plain(labels), labels.partner_labels, mix.uniform
+    log_p = x if nll and eps == 0 else F.log_softmax(x, 1)
+    if uniform is not None and eps == 0:  # one λ: interpolate the two reduced losses as scalars
+        code = _REDUCTION_CODES[mode]
+        if uniform == 1.0:  # an unmixed batch: the plain loss
+            return _nll(log_p, own, weight, code, ignore)
+        if mode != "mean" or mix.balanced:  # the sum, or means of equal masses
+            return torch.lerp(
+                _nll(log_p, partner, weight, code, ignore), _nll(log_p, own, weight, code, ignore), uniform
+            )
+    summed = _SUMMED.get(log_p.ndim)
+    if uniform is not None and eps == 0 and summed is not None:
+        sum_a, mass_a = summed(log_p, own, weight, 2, ignore)
+        sum_b, mass_b = summed(log_p, partner, weight, 2, ignore)
+        total = torch.lerp(sum_b, sum_a, uniform)
+        return total if mode == "sum" else total / torch.lerp(mass_b, mass_a, uniform)
+    lam = labels.lam if uniform is None else uniform
+    mixed = _lerp(_nll(log_p, partner, weight, 0, ignore), _nll(log_p, own, weight, 0, ignore), lam)
+    mass = None
     if eps > 0:
         weighted = log_p if weight is None else log_p * weight.view(-1, *([1] * (log_p.ndim - 2)))
-        smooth = -weighted.sum(1)
+        keep = _lerp(
+            _class_mass(partner, weight=None, ignore=ignore), _class_mass(own, weight=None, ignore=ignore), lam
+        )
+        mixed = mixed * (1.0 - eps) - weighted.sum(1) * keep * (eps / log_p.shape[1])
+        mass = keep if weight is None else None
+    if mode == "none":
+        return mixed
+    if mode == "sum":
+        return mixed.sum()
+    if mass is None:
+        classes = log_p.shape[1] if log_p.ndim == 2 else None
+        mass_a = _class_mass(own, weight=weight, ignore=ignore, classes=classes)
+        mass = _lerp(_class_mass(partner, weight=weight, ignore=ignore, classes=classes), mass_a, lam)
+    return mixed.sum() / mass.sum()
 
-    def unreduced(side: Tensor) -> Tensor:
-        nll: Tensor = F.nll_loss(log_p, side, weight=weight, ignore_index=ignore, reduction="none")
-        if smooth is None:
-            return nll
-        return (1 - eps) * nll + smooth.masked_fill(side == ignore, 0.0) * (eps / log_p.shape[1])
 
-    return unreduced
+def _lerp(end_b: Tensor, end_a: Tensor, lam: Tensor | float) -> Tensor:
+    """``λ·a + (1 − λ)·b`` (exactly ``a`` where ``a == b``, or λ is 1) in one op where the dtypes allow it.
+
+    A tensor ``λ`` (float32) promotes the result as ``λ·a`` would; a scalar ``λ`` keeps the dtype of the losses.
+    """
+    if not isinstance(lam, Tensor) or end_a.dtype == end_b.dtype == lam.dtype:
+        return torch.lerp(end_b, end_a, lam)
+    return lam * end_a + (1.0 - lam) * end_b
 
 
 def _accuracy(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
@@ -474,8 +613,8 @@ def _accuracy(func: Callable[..., Tensor], args: tuple[Any, ...], kwargs: dict[s
 
 
 _LOSSES: dict[Callable[..., Any], LossHandler] = {
-    F.cross_entropy: _handler("ce", _index_mass, class_dim=True),
-    F.nll_loss: _handler("nll", _index_mass),
+    F.cross_entropy: _index_handler("ce"),
+    F.nll_loss: _index_handler("nll"),
     F.binary_cross_entropy: _handler("bce"),
     F.binary_cross_entropy_with_logits: _handler("bce"),
     soft_target_cross_entropy: _handler("ce", _soft_mass, class_dim=True, clamp=True),
