@@ -107,7 +107,7 @@ def run(batch: int, size: int, classes: int, repeats: int, warmup: int) -> list[
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        '| case | classes | hook, labels | hook, soft | loss, labels | loss, soft | **step, labels** | step, soft |',
+        "| case | classes | hook, labels | hook, soft | loss, labels | loss, soft | **step, labels** | step, soft |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     keyed = {(r["case"], r["classes"], r["targets"]): r for r in rows}
@@ -137,8 +137,10 @@ def main() -> None:
         for classes in (int(c) for c in args.classes.split(","))
         for row in run(args.batch, args.size, classes, args.repeats, args.warmup)
     ]
-    print(f"ms per call, medians of {args.repeats}; batch {args.batch}x3x{args.size}x{args.size}, float32, CPU, "
-          f"{args.threads} thread(s)")
+    print(
+        f"ms per call, medians of {args.repeats}; batch {args.batch}x3x{args.size}x{args.size}, float32, CPU, "
+        f"{args.threads} thread(s)"
+    )
     print(table(rows))
     if args.out:
         meta = {

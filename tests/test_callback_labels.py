@@ -397,6 +397,41 @@ def test_the_labels_hook_and_the_loss_do_not_sync(mode: str) -> None:
         assert isinstance(batch[1], MixedLabels) and batch[1].read
 
 
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+@pytest.mark.parametrize("batch_size", [4, 5])
+def test_per_batch_labels_carry_the_host_lambda_and_the_loss_still_equals_the_interpolation(
+    mode: str, batch_size: int
+) -> None:
+    """A per-batch draw hands λ to the loss as a host value (a swap pairing for an even batch only)."""
+    from lightning import Trainer
+
+    mixer = MixCallback(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, seed=3)
+    trainer = Trainer(callbacks=[mixer], logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    trainer.training = True
+    x, y = make_data(n=batch_size)
+    y[-1] = 255  # an ignored label: the two sides' masses differ when the batch is odd
+    weight = torch.tensor([0.5, 1.0, 2.0, 3.0])
+    logits = torch.randn(batch_size, NUM_CLASSES, generator=torch.Generator().manual_seed(0))
+    for step in range(6):
+        batch = [x.clone(), y.clone()]
+        mixer.on_train_batch_start(trainer, LightningModule(), batch, step)
+        labels, params = batch[1], mixer.last_params
+        assert isinstance(labels, MixedLabels)
+        draw = params.draw
+        assert labels._mix.uniform == (None if mode == "elem" else draw.lam)  # type: ignore[union-attr]
+        assert labels._mix.balanced == (batch_size % 2 == 0)
+        for reduction in ("mean", "sum"):
+            got = F.cross_entropy(logits, labels, weight=weight, ignore_index=255, reduction=reduction)
+            a = F.cross_entropy(logits, y, weight=weight, ignore_index=255, reduction="none")
+            b = F.cross_entropy(logits, y[params.partner], weight=weight, ignore_index=255, reduction="none")
+            lam = params.lam
+            total = (lam * a + (1 - lam) * b).sum()
+            if reduction == "mean":
+                mass = weight[y.clamp(max=3)] * (y != 255)
+                total = total / (lam * mass + (1 - lam) * mass[params.partner]).sum()
+            torch.testing.assert_close(got, total)
+
+
 def test_bf16_mixed_training_reads_the_mix_under_autocast() -> None:
     data = make_data()
     module = Module()

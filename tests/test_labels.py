@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
@@ -229,6 +229,65 @@ def test_cross_entropy_and_nll_equal_the_interpolation_with_the_losses_own_mean(
     if not ignore:  # without ignored labels the plain labels give back the plain loss
         same = mixed(own, own, lam)
         torch.testing.assert_close(fn(x, same, reduction=reduction), fn(x, own, reduction=reduction))
+
+
+@pytest.mark.parametrize("batch", [1, 4, 5])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("ignore", [False, True])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@settings(max_examples=8, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    spatial=st.sampled_from([(), (3, 2)]),
+    smoothing=st.sampled_from([0.0, 0.1]),
+    nll=st.booleans(),
+    lam=st.sampled_from([1.0, 0.5, 0.3125, 0.0]),
+)
+def test_one_lambda_for_the_batch_interpolates_as_per_sample(
+    batch: int,
+    weighted: bool,
+    ignore: bool,
+    reduction: str,
+    seed: int,
+    spatial: tuple[int, ...],
+    smoothing: float,
+    nll: bool,
+    lam: float,
+) -> None:
+    """The callback's per-batch labels (one host λ; partners swap when the batch is even) take the scalar path.
+
+    Whatever path the loss takes, it equals the per-element oracle with the loss's own mass rule: a swap pairing
+    (even batch) and any other pairing (odd batch: the last sample borrows), ignored labels on either side,
+    class weights, smoothing, an unmixed batch (λ = 1), 2-D and segmentation-shaped inputs.
+    """
+    g = torch.Generator().manual_seed(seed)
+    own = torch.randint(C, (batch, *spatial), generator=g)
+    if ignore:  # the last sample (in an odd batch nobody borrows it, so the two sides' masses differ) and more
+        own[-1] = 255
+        own.view(-1)[torch.randint(own.numel(), (own.numel() // 4,), generator=g)] = 255
+    partner_index = torch.arange(batch).bitwise_xor(1).clamp(max=max(batch - 2, 0) if batch % 2 else batch)
+    partner = own[partner_index]
+    weight = torch.rand(C, generator=g) + 0.5 if weighted else None
+    x = torch.randn(batch, C, *spatial, generator=g) * 2
+    if nll:
+        x = F.log_softmax(x, 1)
+    labels = lightning_mix.labels._make(
+        own,
+        partner,
+        torch.full(own.shape, lam),
+        lightning_mix.labels._Mix(smoothing, uniform=lam, balanced=batch % 2 == 0),
+    )
+    plain = F.nll_loss if nll and smoothing == 0 else functools.partial(F.cross_entropy, label_smoothing=smoothing)
+    fn = functools.partial(plain, weight=weight, ignore_index=255)
+    values = oracle(functools.partial(fn, reduction="none"), x, own, partner, torch.full((batch,), lam))
+    mass = lam * index_mass(own, weight, 255) + (1 - lam) * index_mass(partner, weight, 255)
+    got = (F.nll_loss if nll else F.cross_entropy)(x, labels, weight=weight, ignore_index=255, reduction=reduction)
+    expected = reduce(values, reduction, mass)
+    if reduction == "mean" and float(mass.sum()) == 0:  # everything ignored: torch's 0/0
+        assert got.isnan() and expected.isnan()
+    else:
+        torch.testing.assert_close(got, expected)
+    assert labels.read
 
 
 def test_cross_entropy_of_mixed_labels_equals_cross_entropy_of_the_soft_targets() -> None:
