@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -584,7 +583,6 @@ def test_a_loss_that_never_reads_the_mixed_labels_warns_once(make_callback: Call
     assert len(unread) == 1, run.warnings
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes need Python 3.11")
 @parametrize_callbacks
 def test_a_step_that_raises_on_mixed_labels_gets_a_note(make_callback: Callable) -> None:
     with pytest.raises(ValueError, match=r"Expected targets of shape \(8, 10\), but got \(8,\)") as error:
