@@ -21,6 +21,7 @@ from lightning_mix.functional._blend import (
     written_out,
 )
 from lightning_mix.functional._checks import expected
+from lightning_mix.functional._host_boxes import host_boxes_pay, paste_boxes_on_host_
 from lightning_mix.functional.params import BatchDraw, MixParams, _float32
 
 __all__ = ["Workspace", "box_mask", "default_cut_dims", "mix_", "pixel_weight"]
@@ -250,6 +251,9 @@ def mix_(
     block = functools.partial(_block, workspace)
     if params.draw is not None and params.shared:  # scalars known on the host: move the box, or blend by a scalar
         _mix_drawn_(y, params, params.draw, cuts, workspace, block)
+        return x
+    if host_boxes_pay(y, params):  # per-sample CutMix of large samples on CPU: slice copies of the boxes only
+        paste_boxes_on_host_(y, params, cuts)
         return x
     box = params.box[:1] if params.shared else params.box  # a shared box serves every sample
     spans = _spans(box.to(x.device, non_blocking=True), [y.shape[d] for d in cuts]) if cuts else []
