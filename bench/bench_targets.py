@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from lightning_mix import MixCallback
 
 CASES = {  # name: (mixup_alpha, cutmix_alpha, mode)
-    "MixUp, per batch": (0.8, 0.0, "batch"),
-    "CutMix, per batch": (0.0, 1.0, "batch"),
-    "both, per sample": (0.8, 1.0, "elem"),
+    "mixup batch": (0.8, 0.0, "batch"),
+    "cutmix batch": (0.0, 1.0, "batch"),
+    "both elem": (0.8, 1.0, "elem"),
 }
 FORMS = ("labels", "soft")
 
@@ -74,12 +74,12 @@ class Step:
         self.pool.append(batch[0])
 
 
-def run(batch: int, size: int, classes: int, repeats: int, warmup: int) -> list[dict[str, Any]]:
+def run(batch: int, size: int, classes: int, repeats: int, warmup: int, cases: list[str]) -> list[dict[str, Any]]:
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, size, size, generator=generator)
     y = torch.randint(classes, (batch,), generator=generator)
     rows = []
-    for case in CASES:
+    for case in cases:
         steps = {form: Step(case, form, x, y, classes) for form in FORMS}
         order = list(FORMS)
         for i in range(warmup + repeats):
@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--classes", default="10,1000", help="comma-separated class counts")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
     parser.add_argument("--repeats", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
@@ -135,7 +136,7 @@ def main() -> None:
     rows = [
         row
         for classes in (int(c) for c in args.classes.split(","))
-        for row in run(args.batch, args.size, classes, args.repeats, args.warmup)
+        for row in run(args.batch, args.size, classes, args.repeats, args.warmup, args.cases.split(","))
     ]
     print(
         f"ms per call, medians of {args.repeats}; batch {args.batch}x3x{args.size}x{args.size}, float32, CPU, "
