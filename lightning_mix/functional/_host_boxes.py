@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from lightning_mix.functional._blend import BlockSource
 from lightning_mix.functional.params import MixParams
 
 MIN_SAMPLE_BYTES = 160 << 10
@@ -33,12 +34,13 @@ def host_boxes_pay(y: Tensor, params: MixParams) -> bool:
     )
 
 
-def paste_boxes_on_host_(y: Tensor, params: MixParams, cuts: list[int]) -> None:
+def paste_boxes_on_host_(y: Tensor, params: MixParams, cuts: list[int], block: BlockSource) -> None:
     """``y[i][box_i] <- y[partner[i]][box_i]`` for every sample, with slice copies, bit for bit.
 
     ``y`` is the batch in memory order (batch first), ``cuts`` the dims of ``y`` the boxes span, in the order of
     ``params.box``. Partners swap (``partner[partner[i]] == i``) except, in an odd batch, one sample that borrows
-    from a sample nobody borrows from it: it is pasted first, while its donor is unmixed.
+    from a sample nobody borrows from it: it is pasted first, while its donor is unmixed. ``block`` gives the
+    scratch for one box (reused from pair to pair).
     """
     boxes = params.box.tolist()  # CPU memory: no device to wait for
     partner = params.partner.tolist()
@@ -61,7 +63,10 @@ def paste_boxes_on_host_(y: Tensor, params: MixParams, cuts: list[int]) -> None:
             pairs.append((i, j))
     for i, j in pairs:
         takes_i, takes_j = area(boxes[i]), area(boxes[j])
-        saved = region(i, boxes[j]).clone() if takes_j else None  # what j takes from i, before i changes
+        saved = None
+        if takes_j:  # what j takes from i, before i changes
+            taken = region(i, boxes[j])
+            saved = block("box", tuple(taken.shape), y.dtype, y.device).copy_(taken)
         if takes_i:
             region(i, boxes[i]).copy_(region(j, boxes[i]))
         if saved is not None:

@@ -253,7 +253,7 @@ def mix_(
         _mix_drawn_(y, params, params.draw, cuts, workspace, block)
         return x
     if host_boxes_pay(y, params):  # per-sample CutMix of large samples on CPU: slice copies of the boxes only
-        paste_boxes_on_host_(y, params, cuts)
+        paste_boxes_on_host_(y, params, cuts, block)
         return x
     box = params.box[:1] if params.shared else params.box  # a shared box serves every sample
     spans = _spans(box.to(x.device, non_blocking=True), [y.shape[d] for d in cuts]) if cuts else []
