@@ -29,7 +29,7 @@ OLDEST = [
 CURRENT_PYTHON = "3.11"
 CURRENT = ["torch==2.14.1", "torchvision==0.29.1"]
 
-PYTEST = ["-p", "no:xdist", "-q"]
+PYTEST = ["-q"]  # add `-- -n 2` (pytest-xdist) to spread the suite over two processes
 ENV = {"OMP_NUM_THREADS": "1"}
 
 

@@ -175,7 +175,7 @@ def test_demo_script_small(
         assert chatter not in out + err, chatter
     bars = [line for line in err.split("\n") if "6 runs × 1 epochs" in line]
     assert len(bars) == 1 and "100%" in bars[0] and "[6/6] CutMix or MixUp per sample, seed 0, noise 20%" in bars[0]
-    assert text in out and f"Wrote {tmp_path / 'mixed_batch.png'}" in out
+    assert text in out and f"Wrote {demo._shown(tmp_path / 'mixed_batch.png')}" in out  # relative under the cwd
     tables = text.split("**digits 8×8")
     assert len(tables) == 3 and "clean labels" in tables[1] and "20% noisy training labels" in tables[2]
     assert "| method | test accuracy (%) | occluded 3×3 (%) | test ECE (%) |" in text
