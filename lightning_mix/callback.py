@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import sys
@@ -780,6 +781,6 @@ def _add_note(exception: BaseException, note: str) -> None:
     if sys.version_info >= (3, 11):
         exception.add_note(note)
         return
-    notes = getattr(exception, "__notes__", None)  # pragma: no cover - Python 3.10
-    exception.__notes__ = [*(notes or []), note]  # type: ignore[attr-defined]  # pragma: no cover
+    with contextlib.suppress(AttributeError, TypeError):  # pragma: no cover - Python 3.10; never mask the error
+        exception.__notes__ = [*(getattr(exception, "__notes__", None) or []), note]  # type: ignore[attr-defined]
     warnings.warn(note, UserWarning, stacklevel=3)  # pragma: no cover - the 3.10 traceback does not print notes
