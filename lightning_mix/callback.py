@@ -20,6 +20,7 @@ from typing_extensions import Self, override
 
 from lightning_mix.batch import BatchAccess, Getter, Key, Setter, owns_memory
 from lightning_mix.functional import MixParams, Workspace, default_cut_dims, mix_, mix_any_target, sample_mix_params
+from lightning_mix.functional.params import Pairing, host_batch_params
 from lightning_mix.functional._checks import (
     check_alpha,
     check_bool,
@@ -346,6 +347,7 @@ class MixCallback(Callback):
         self._step = 0  # training batches seen, checkpointed: the step index of the seed
         self._generator: torch.Generator | None = None
         self._host_generator = random.Random()
+        self._checked_config: tuple[Any, ...] | None = None  # the sampling arguments last checked
         self._workspace = Workspace()
         self._found_classes: int | None = None
         self._adjacent = pairing == "adjacent"  # the pairing in use; "auto" resolves it from the loaders
@@ -464,7 +466,7 @@ class MixCallback(Callback):
         if self._seed is None:
             self._seed = self.seed if self.seed is not None else torch.initial_seed()
         cut_dims = self._cut_dims(x)
-        cut_sizes = tuple(int(x.shape[d]) for d in cut_dims) if self.has_cutmix else ()
+        cut_sizes = tuple([x.shape[d] for d in cut_dims]) if self.has_cutmix else ()
         if x.shape[0] == 0:  # nothing to mix: the batch passes through untouched, and still counts as a step
             self.last_params, self.last_target = self._unmixed(x, cut_sizes), target
             return
@@ -581,7 +583,7 @@ class MixCallback(Callback):
             lam = lam.view(-1, *([1] * (target.ndim - 1))).expand(target.shape)
         partner_labels = before.index_select(0, partner)
         # partners swap when the batch size is even: the partner labels are then a permutation of the own ones
-        mix = _Mix(self.label_smoothing, uniform, balanced=own is before and params.batch_size % 2 == 0)
+        mix = _Mix(self.label_smoothing, uniform, own is before and params.batch_size % 2 == 0)  # (balanced)
         if frozen:  # a tuple: the target object itself becomes the mixed labels
             before = target.detach()  # a plain alias of the values before mixing
             if own is not target:
@@ -619,6 +621,8 @@ class MixCallback(Callback):
         return self.start_epoch, stop
 
     def _in_epochs(self, trainer: pl.Trainer) -> bool:
+        if self.start_epoch == 0 and self.stop_epoch is None:  # every epoch (the default)
+            return True
         start, stop = self._epochs(trainer)
         return start <= trainer.current_epoch and (stop is None or trainer.current_epoch < stop)
 
@@ -631,14 +635,18 @@ class MixCallback(Callback):
 
     def _sample(self, x: Tensor, cut_sizes: tuple[int, ...], seed: int, rank: int, step: int) -> MixParams:
         generator: torch.Generator | random.Random
+        config = (self.mixup_alpha, self.cutmix_alpha, self.prob, self.switch_prob, self.correct_lam, self.cutmix_minmax)
         if self.mode == "batch":  # a few scalars, drawn on the host: the kernels then move only the box
             generator = self._host_generator
             generator.seed(step_seed(seed, rank, step))
+            if config == self._checked_config and (not self.has_cutmix or min(cut_sizes, default=0) > 0):
+                pairing: Pairing = "adjacent" if self._adjacent else "random"  # (checked: skip the checks)
+                return host_batch_params(x.shape[0], cut_sizes, *config, pairing, generator, x.device)
         else:  # per-sample draws are device tensors
             if self._generator is None or self._generator.device != x.device:
                 self._generator = torch.Generator(device=x.device)
             generator = self._generator.manual_seed(step_seed(seed, rank, step))
-        return sample_mix_params(
+        params = sample_mix_params(
             x.shape[0],
             cut_sizes,
             mixup_alpha=self.mixup_alpha,
@@ -652,6 +660,8 @@ class MixCallback(Callback):
             generator=generator,
             device=x.device,
         )
+        self._checked_config = config  # (attributes may be changed between steps: checked again when they are)
+        return params
 
     def _unmixed(self, x: Tensor, cut_sizes: tuple[int, ...]) -> MixParams:
         return MixParams.identity(

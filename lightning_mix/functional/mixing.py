@@ -42,6 +42,22 @@ def default_cut_dims(ndim: int) -> tuple[int, ...]:
     return (-1,) if ndim == 3 else (-2, -1)
 
 
+def _dims(cut_dims: Sequence[int] | None, ndim: int, has_cutmix: bool) -> tuple[int, ...]:
+    """The sorted negative dims to cut along; none for MixUp alone without ``cut_dims`` (``(B, F)`` is fine)."""
+    if type(cut_dims) is tuple and all(type(d) is int for d in cut_dims):
+        return _hashable_dims(cut_dims, ndim, has_cutmix)
+    if cut_dims is None:
+        return _hashable_dims(None, ndim, has_cutmix)
+    return _normalise_cut_dims(cut_dims, ndim)
+
+
+@functools.lru_cache(maxsize=256)
+def _hashable_dims(cut_dims: tuple[int, ...] | None, ndim: int, has_cutmix: bool) -> tuple[int, ...]:
+    if cut_dims is not None:
+        return _normalise_cut_dims(cut_dims, ndim)
+    return _normalise_cut_dims(default_cut_dims(ndim), ndim) if has_cutmix else ()
+
+
 def _normalise_cut_dims(cut_dims: Sequence[int], ndim: int) -> tuple[int, ...]:
     dims = tuple(int(d) for d in cut_dims)
     if not dims or any(not -ndim < d < 0 for d in dims) or len(set(dims)) != len(dims):
@@ -145,11 +161,14 @@ class Workspace:
 
     def block(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
         """Return a contiguous scratch tensor of ``shape``, a view of a buffer kept under ``name`` and ``dtype``."""
-        size = math.prod(shape)
+        strides, size = [], 1
+        for extent in reversed(shape):
+            strides.append(size)
+            size *= extent
         buf = self._blocks.get((name, dtype))
         if buf is None or buf.numel() < size or buf.device != device:
             buf = self._blocks[(name, dtype)] = torch.empty(size, dtype=dtype, device=device)
-        return buf[:size].view(shape)
+        return buf.as_strided(shape, strides[::-1])  # (cheaper than slicing and viewing)
 
 
 def _check_batch(x: Tensor, params: MixParams, dims: tuple[int, ...], name: str = "input") -> None:
@@ -158,7 +177,7 @@ def _check_batch(x: Tensor, params: MixParams, dims: tuple[int, ...], name: str 
             expected(f"{name}.shape[0]", f"the batch size of the parameters ({params.batch_size})", x.shape[0])
         )
     if params.has_cutmix:
-        sizes = tuple(int(x.shape[d]) for d in dims)
+        sizes = tuple([x.shape[d] for d in dims])
         if sizes != params.cut_sizes:
             raise ValueError(
                 expected(
@@ -170,7 +189,6 @@ def _check_batch(x: Tensor, params: MixParams, dims: tuple[int, ...], name: str 
             )
 
 
-@torch.no_grad()
 def mix_(
     x: Tensor,
     params: MixParams,
@@ -231,10 +249,20 @@ def mix_(
     """
     if not isinstance(x, Tensor):
         raise TypeError(expected("input", "a torch.Tensor", type(x).__name__))
-    if params.has_cutmix or cut_dims is not None:
-        dims = _normalise_cut_dims(cut_dims if cut_dims is not None else default_cut_dims(x.ndim), x.ndim)
-    else:
-        dims = ()  # MixUp alone cuts nothing: feature batches (B, F) are fine
+    if x.requires_grad and torch.is_grad_enabled():  # the writes are not part of any graph
+        with torch.no_grad():
+            return _mix(x, params, cut_dims, workspace, validate_args)
+    return _mix(x, params, cut_dims, workspace, validate_args)
+
+
+def _mix(
+    x: Tensor,
+    params: MixParams,
+    cut_dims: Sequence[int] | None,
+    workspace: Workspace | None,
+    validate_args: bool,
+) -> Tensor:
+    dims = _dims(cut_dims, x.ndim, params.has_cutmix)
     _check_batch(x, params, dims)
     if validate_args:
         _check_finite(x, params)
@@ -243,11 +271,14 @@ def mix_(
             return x.copy_(mix_(x.resolve_conj(), params, cut_dims=dims or None, workspace=workspace))
         mix_(torch.view_as_real(x), params, cut_dims=tuple(d - 1 for d in dims) or None, workspace=workspace)
         return x
-    order = _memory_order(x)
-    if order is None:  # gaps or overlaps in memory: mix a dense copy
-        return x.copy_(mix_(x.contiguous(), params, cut_dims=dims or None, workspace=workspace))
-    y = x.permute(order)  # the same memory with the dims in memory order: contiguous
-    cuts = [order.index(d % x.ndim) for d in dims] if params.has_cutmix else []
+    if x.is_contiguous():  # (the common case, without sorting strides)
+        y, cuts = x, [d % x.ndim for d in dims] if params.has_cutmix else []
+    else:
+        order = _memory_order(x)
+        if order is None:  # gaps or overlaps in memory: mix a dense copy
+            return x.copy_(mix_(x.contiguous(), params, cut_dims=dims or None, workspace=workspace))
+        y = x.permute(order)  # the same memory with the dims in memory order: contiguous
+        cuts = [order.index(d % x.ndim) for d in dims] if params.has_cutmix else []
     block = functools.partial(_block, workspace)
     if params.draw is not None and params.shared:  # scalars known on the host: move the box, or blend by a scalar
         _mix_drawn_(y, params, params.draw, cuts, workspace, block)
@@ -285,9 +316,11 @@ def _mix_drawn_(
     if not draw.mixed or y.shape[0] == 1 or not (draw.cutmix or params.has_mixup):
         return  # (parameters narrowed to CutMix, e.g. to paste masks, do nothing for a MixUp draw)
     if draw.cutmix:
-        region = y
+        shape, strides, offset = list(y.shape), y.stride(), y.storage_offset()
         for dim, (start, stop) in zip(cuts, draw.box, strict=True):
-            region = region.narrow(dim, start, stop - start)
+            shape[dim] = stop - start
+            offset += start * strides[dim]
+        region = y.as_strided(shape, strides, offset)  # the box of every sample: one view, not a narrow per dim
         if region.numel():
             batch_buffer = workspace.get(y, y.dtype) if workspace is not None and not params.adjacent else None
             _paste_region_(region, params, batch_buffer, block)
@@ -318,15 +351,18 @@ def _paste_region_(region: Tensor, params: MixParams, batch_buffer: Tensor | Non
         torch.index_select(region, 0, params.partner.to(device, non_blocking=True), out=donor)
         region.copy_(donor)
         return
-    if n % 2:  # the odd one out takes from the sample before it, which is still unmixed
+    half, odd_one = divmod(n, 2)
+    if odd_one:  # the odd one out takes from the sample before it, which is still unmixed
         region[n - 1].copy_(region[n - 2])
-    half = n // 2
-    pairs = region[: 2 * half].view(half, 2, *region.shape[1:])  # splitting the batch dim: a view of any strides
-    box_bytes = region[0].numel() * region.element_size()
+    box_bytes = region.numel() // n * region.element_size()
     step = max(1, min(half, BLOCK_BYTES // (2 * box_bytes))) if device.type == "cpu" else half
+    shape, strides, offset = list(region.shape), region.stride(), region.storage_offset()
+    every_other = (2 * strides[0], *strides[1:])  # the even (or odd) samples' boxes: views of any strides
     for start in range(0, half, step):  # cache-sized blocks of pairs on CPU, not a loop over samples
-        even, odd = pairs[start : start + step, 0], pairs[start : start + step, 1]
-        saved = block("box", tuple(even.shape), region.dtype, device).copy_(even)
+        shape[0] = min(step, half - start)
+        even = region.as_strided(shape, every_other, offset + 2 * start * strides[0])
+        odd = region.as_strided(shape, every_other, offset + (2 * start + 1) * strides[0])
+        saved = block("box", even.shape, region.dtype, device).copy_(even)
         even.copy_(odd)
         odd.copy_(saved)
 

@@ -250,7 +250,7 @@ def _host_box(
     return tuple(box)
 
 
-def _host_batch_params(
+def host_batch_params(
     batch_size: int,
     cut_sizes: tuple[int, ...],
     mixup_alpha: float,
@@ -263,7 +263,11 @@ def _host_batch_params(
     rng: random.Random,
     device: torch.device,
 ) -> MixParams:
-    """One per-batch draw made on the host with ``rng``: scalars for the kernels, ``(B,)`` tensors for the rest."""
+    """One per-batch draw made on the host with ``rng``: scalars for the kernels, ``(B,)`` tensors for the rest.
+
+    The arguments are those of :func:`sample_mix_params`, already checked (``cut_sizes`` positive when CutMix
+    is on): :class:`~lightning_mix.MixCallback` calls it directly once it has checked its configuration.
+    """
     has_mixup, has_cutmix = mixup_alpha > 0, cutmix_alpha > 0 or minmax is not None
     u_mix, u_op = rng.random(), rng.random()
     mixed = batch_size > 1 and u_mix < prob  # a batch of one has nobody to mix with
@@ -285,15 +289,17 @@ def _host_batch_params(
         flat = torch.frombuffer(
             bytearray(struct.pack(f"{2 * len(box)}q", *(v for pair in box for v in pair))), dtype=torch.long
         )
-        box_tensor = (flat if device.type == "cpu" else flat.to(device, non_blocking=True)).view(1, len(box), 2)
+        if device.type != "cpu":
+            flat = flat.to(device, non_blocking=True)
+        box_tensor = flat.as_strided((batch_size, len(box), 2), (0, 2, 1))  # the one box, seen by every sample
     else:
-        box_tensor = _cached_empty_box(len(cut_sizes), device)
+        box_tensor = _cached_empty_box(len(cut_sizes), device).expand(batch_size, -1, -1)
     return MixParams(
         lam=torch.full((batch_size,), lam, dtype=torch.float32, device=device),
         partner=partner,
         cutmix=_cached_flag(batch_size, cutmix, device),
         mixed=_cached_flag(batch_size, mixed, device),
-        box=box_tensor.expand(batch_size, -1, -1),
+        box=box_tensor,
         cut_sizes=cut_sizes,
         has_mixup=has_mixup,
         has_cutmix=has_cutmix,
@@ -436,7 +442,7 @@ def sample_mix_params(
         host = torch.device(device if device is not None else "cpu")
         if mode == "batch":
             args = (mixup_alpha, cutmix_alpha, prob, switch_prob, correct_lam, minmax, pairing, generator, host)
-            return _host_batch_params(batch_size, cut_sizes, *args)
+            return host_batch_params(batch_size, cut_sizes, *args)
         generator = torch.Generator(device=host).manual_seed(generator.getrandbits(64))
     elif generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(expected("generator", "None, a torch.Generator or a random.Random", type(generator).__name__))
