@@ -20,7 +20,6 @@ from typing_extensions import Self, override
 
 from lightning_mix.batch import BatchAccess, Getter, Key, Setter, owns_memory
 from lightning_mix.functional import MixParams, Workspace, default_cut_dims, mix_, mix_any_target, sample_mix_params
-from lightning_mix.functional.params import Pairing, host_batch_params
 from lightning_mix.functional._checks import (
     check_alpha,
     check_bool,
@@ -30,6 +29,7 @@ from lightning_mix.functional._checks import (
     check_probability,
     expected,
 )
+from lightning_mix.functional.params import Pairing, host_batch_params
 from lightning_mix.labels import _make, _Mix, _mix_labels_
 from lightning_mix.seeding import step_seed
 from lightning_mix.shuffling import loader_shuffles
@@ -635,7 +635,14 @@ class MixCallback(Callback):
 
     def _sample(self, x: Tensor, cut_sizes: tuple[int, ...], seed: int, rank: int, step: int) -> MixParams:
         generator: torch.Generator | random.Random
-        config = (self.mixup_alpha, self.cutmix_alpha, self.prob, self.switch_prob, self.correct_lam, self.cutmix_minmax)
+        config = (
+            self.mixup_alpha,
+            self.cutmix_alpha,
+            self.prob,
+            self.switch_prob,
+            self.correct_lam,
+            self.cutmix_minmax,
+        )
         if self.mode == "batch":  # a few scalars, drawn on the host: the kernels then move only the box
             generator = self._host_generator
             generator.seed(step_seed(seed, rank, step))
