@@ -122,6 +122,9 @@ class BatchAccess:
             >>> BatchAccess(input_key=-1).locate([torch.zeros(1), torch.ones(1)], with_target=False)
             (-1, None)
         """
+        if type(batch) is list and self.getter is None:  # the usual batch, mutable as it is: its positions only
+            position = self._position(batch, "input_key", self.input_key, 0)
+            return position, self._position(batch, "target_key", self.target_key, 1) if with_target else None
         if self.getter is not None:
             named_input = "input" if self.input_key is None else self.input_key
             named_target = "target" if self.target_key is None else self.target_key
@@ -192,15 +195,19 @@ class BatchAccess:
             setattr(batch, str(key), value)
 
     @staticmethod
+    def _position(batch: Sequence[Any], name: str, key: Key | None, position: int) -> int:
+        index = position if key is None else key
+        if not isinstance(index, int):
+            raise TypeError(expected(name, "an int position for a list batch", index))
+        if not -len(batch) <= index < len(batch):
+            hint = 'For batches without a target, pass `targets="none"`.' if name == "target_key" else ""
+            raise ValueError(expected(name, f"a position in a list batch of length {len(batch)}", index, hint))
+        return index
+
+    @staticmethod
     def _resolve(batch: Any, name: str, key: Key | None, position: int, names: Sequence[str]) -> Key:
         if isinstance(batch, Sequence):
-            index = position if key is None else key
-            if not isinstance(index, int):
-                raise TypeError(expected(name, "an int position for a list batch", index))
-            if not -len(batch) <= index < len(batch):
-                hint = 'For batches without a target, pass `targets="none"`.' if name == "target_key" else ""
-                raise ValueError(expected(name, f"a position in a list batch of length {len(batch)}", index, hint))
-            return index
+            return BatchAccess._position(batch, name, key, position)
         if key is None:
             found = _names(batch, names)
             if len(found) != 1:

@@ -379,6 +379,26 @@ def test_ambiguous_nested_num_classes_is_an_error() -> None:
 
 
 @pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_sampling_arguments_changed_between_steps_are_used_and_checked(mode: str) -> None:
+    from lightning import Trainer
+
+    mixer = MixCallback(mixup_alpha=1.0, mode=mode, seed=0)
+    trainer = Trainer(callbacks=[mixer], logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    trainer.training = True
+    module = LightningModule()
+    x, y = make_data()
+    for step in range(2):
+        mixer.on_train_batch_start(trainer, module, [x.clone(), y.clone()], step)
+    assert mixer.last_params is not None and not mixer.last_params.has_cutmix
+    mixer.cutmix_alpha, mixer.switch_prob = 1.0, 1.0  # e.g. a schedule switching to CutMix
+    mixer.on_train_batch_start(trainer, module, [x.clone(), y.clone()], 2)
+    assert mixer.last_params.has_cutmix and bool(mixer.last_params.cutmix.all())
+    mixer.prob = 1.5
+    with pytest.raises(ValueError, match=r"Expected `prob` to be a float in \[0, 1\], but got 1.5"):
+        mixer.on_train_batch_start(trainer, module, [x.clone(), y.clone()], 3)
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_the_labels_hook_and_the_loss_do_not_sync(mode: str) -> None:
     from lightning import Trainer
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from unittest import mock
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from lightning_mix import functional as LF
+from lightning_mix.functional import mixing as mixing_module
 from lightning_mix.functional import params as params_module
 from sync_guard import forbid_syncs
 
@@ -110,6 +112,27 @@ def test_host_draws_mix_bit_for_bit_as_the_general_kernels(case: dict[str, objec
     # torch.equal compares integers bit for bit, floats value for value (finite values here; the general path
     # may turn a -0.0 it leaves in place into +0.0)
     assert torch.equal(fast.resolve_conj(), full.resolve_conj())
+
+
+@given(cases())
+def test_host_cutmix_in_blocks_of_one_pair_equals_the_general_kernels(case: dict[str, object]) -> None:
+    """The pair swap walks large batches in cache-sized blocks on CPU: every block, and the odd sample, in place."""
+    x = make_batch(case["shape"], case["dtype"], str(case["layout"]), int(case["seed"]) % 1000)
+    dims = case["cut_dims"]
+    params = draw_params({**case, "method": "cutmix", "pairing": "adjacent"}, tuple(x.shape[d] for d in dims))
+    full = LF.mix_(x.clone(), dataclasses.replace(params, draw=None), cut_dims=dims)
+    with mock.patch.object(mixing_module, "BLOCK_BYTES", 1):  # one pair per block
+        blocked = LF.mix_(x.clone(), params, cut_dims=dims)
+    assert torch.equal(blocked.resolve_conj(), full.resolve_conj())
+
+
+def test_mixing_a_tensor_that_requires_grad_records_no_graph() -> None:
+    x = torch.rand(4, 1, 6, 6, requires_grad=True)
+    before = x.detach().clone()
+    for config in METHODS.values():
+        mixed = LF.mix_(x, LF.sample_mix_params(4, (6, 6), pairing="adjacent", generator=random.Random(3), **config))
+        assert mixed is x and x.grad_fn is None and x.requires_grad
+    assert not torch.equal(x.detach(), before)
 
 
 @pytest.mark.parametrize("pairing", ["random", "adjacent"])
