@@ -27,6 +27,9 @@ from lightning_mix.functional.params import BatchDraw, MixParams, _float32
 __all__ = ["Workspace", "box_mask", "default_cut_dims", "mix_", "pixel_weight"]
 
 
+_SHORT_ROW_BYTES = 128  # two cache lines
+
+
 def default_cut_dims(ndim: int) -> tuple[int, ...]:
     """The dimensions CutMix cuts along by default, counted from the end.
 
@@ -323,7 +326,12 @@ def _mix_drawn_(
         region = y.as_strided(shape, strides, offset)  # the box of every sample: one view, not a narrow per dim
         if region.numel():
             batch_buffer = workspace.get(y, y.dtype) if workspace is not None and not params.adjacent else None
-            _paste_region_(region, params, batch_buffer, block)
+            # Rows of at most two cache lines: a box spanning 70% of a row touches the same lines as the row, and
+            # saving whole rows makes one long copy of many short ones (measured: only such rows gain, on CPU).
+            inner, (start, stop) = cuts[-1], draw.box[-1]
+            short = y.shape[inner] * y.stride(inner) * y.element_size() <= _SHORT_ROW_BYTES
+            wide = short and 10 * (stop - start) >= 7 * y.shape[inner] and y.device.type == "cpu"
+            _paste_region_(region, params, batch_buffer, block, (inner, start, y.shape[inner]) if wide else None)
         return
     weight = _float32(1.0 - draw.lam)  # the partner's weight, as the general path computes it in float32
     if params.adjacent:
@@ -336,11 +344,20 @@ def _mix_drawn_(
         lerp_in_float32_(y, donor, weight, block)
 
 
-def _paste_region_(region: Tensor, params: MixParams, batch_buffer: Tensor | None, block: BlockSource) -> None:
+def _paste_region_(
+    region: Tensor,
+    params: MixParams,
+    batch_buffer: Tensor | None,
+    block: BlockSource,
+    rows: tuple[int, int, int] | None = None,
+) -> None:
     """``region[i] <- region[partner[i]]`` for a strided view of the batch (the box of every sample), bit for bit.
 
     Random partners' boxes are gathered into the front of ``batch_buffer`` (the batch-sized buffer MixUp uses
     too, so the workspace never holds more than one batch); adjacent pairs swap through ``block`` scratch.
+    ``rows`` (adjacent pairs): ``(dim, start, size)`` of the innermost cut dim, to save the even samples' boxes
+    widened to whole rows along it: one long copy instead of many short rows, cheaper on CPU for a box that
+    spans most of the row (the two other copies still move the box only).
     """
     n, device = region.shape[0], region.device
     if not params.adjacent:
@@ -358,11 +375,21 @@ def _paste_region_(region: Tensor, params: MixParams, batch_buffer: Tensor | Non
     step = max(1, min(half, BLOCK_BYTES // (2 * box_bytes))) if device.type == "cpu" else half
     shape, strides, offset = list(region.shape), region.stride(), region.storage_offset()
     every_other = (2 * strides[0], *strides[1:])  # the even (or odd) samples' boxes: views of any strides
+    dim, lead, size = rows if rows is not None else (0, 0, 0)
+    saved_shape = list(shape)
+    if rows is not None:
+        saved_shape[dim] = size
     for start in range(0, half, step):  # cache-sized blocks of pairs on CPU, not a loop over samples
-        shape[0] = min(step, half - start)
-        even = region.as_strided(shape, every_other, offset + 2 * start * strides[0])
-        odd = region.as_strided(shape, every_other, offset + (2 * start + 1) * strides[0])
-        saved = block("box", even.shape, region.dtype, device).copy_(even)
+        shape[0] = saved_shape[0] = min(step, half - start)
+        even_offset = offset + 2 * start * strides[0]
+        even = region.as_strided(shape, every_other, even_offset)
+        odd = region.as_strided(shape, every_other, even_offset + strides[0])
+        saved = block("box", tuple(saved_shape), region.dtype, device)
+        if rows is None:
+            saved.copy_(even)
+        else:  # whole rows of the even samples, then the box within them
+            saved = saved.copy_(region.as_strided(saved_shape, every_other, even_offset - lead * strides[dim]))
+            saved = saved.narrow(dim, lead, shape[dim])
         even.copy_(odd)
         odd.copy_(saved)
 
